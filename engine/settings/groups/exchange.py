@@ -1,0 +1,67 @@
+"""Settings group `exchange`: Exchange connection."""
+
+from typing import Literal  # noqa: F401
+
+from pydantic import BaseModel, SecretStr  # noqa: F401
+
+from ..fields import ProfileList, Str, Timeframe, WordList, float_list, setting  # noqa: F401
+
+
+class ExchangeGlobalSettings(BaseModel):
+    """Process-wide `exchange` settings."""
+
+    quote_currency: Literal["USDT"] = setting(
+        'USDT',
+        "Quote and margin currency of traded contracts; one of: USDT.",
+        group="exchange", scope="global",
+    )
+    enable_rate_limit: bool = setting(
+        True,
+        "Keep ccxt's built-in request rate limiter on (strongly recommended).",
+        group="exchange", scope="global",
+    )
+    timeout_ms: int = setting(
+        30000,
+        "HTTP timeout for each exchange REST request.",
+        group="exchange", scope="global", unit="ms", gt=0,
+    )
+    default_type: Literal["swap"] = setting(
+        'swap',
+        "ccxt market type used for trading; one of: swap.",
+        group="exchange", scope="global",
+    )
+    set_position_mode_on_start: bool = setting(
+        True,
+        "At startup set the account to one-way position mode if it is not already.",
+        group="exchange", scope="global",
+    )
+    set_leverage_on_start: bool = setting(
+        False,
+        "At startup apply LEVERAGE to each traded contract on the exchange; off = never change live leverage.",
+        group="exchange", scope="global",
+    )
+    contract_hostnames: WordList = setting(
+        ('api.hbdm.com', 'api.hbdm.vn'),
+        "Comma list of HTX contract API hostnames to use, tried in order (e.g. api.hbdm.com).",
+        group="exchange", scope="global",
+    )
+    market_load_retries: int = setting(
+        4,
+        "How many times to retry loading exchange markets at startup before giving up.",
+        group="exchange", scope="global", unit="count", ge=0,
+    )
+    markets_cache_max_age_sec: int = setting(
+        604800,
+        "Maximum age of the cached markets file before markets are reloaded from the exchange.",
+        group="exchange", scope="global", unit="seconds", ge=0,
+    )
+    margin_mode: Literal["cross"] = setting(
+        'cross',
+        "Account margin mode the bot expects and trades with; one of: cross.",
+        group="exchange", scope="global",
+    )
+    position_mode: Literal["one-way"] = setting(
+        'one-way',
+        "Account position mode the bot expects and trades with; one of: one-way.",
+        group="exchange", scope="global",
+    )

@@ -1,0 +1,27 @@
+"""Settings group `profiles`: Profiles and coins."""
+
+from typing import Literal  # noqa: F401
+
+from pydantic import BaseModel, SecretStr  # noqa: F401
+
+from ..fields import ProfileList, Str, Timeframe, WordList, float_list, setting  # noqa: F401
+
+
+class ProfilesGlobalSettings(BaseModel):
+    """Process-wide `profiles` settings."""
+
+    bot_profiles: ProfileList = setting(
+        ("long", "short"),
+        "Comma list of sides to run in one process; each one of: long, short.",
+        group="profiles", scope="global",
+    )
+    coins: WordList = setting(
+        (),
+        "Comma list of coins to trade, e.g. btc,eth,xrp; empty = none.",
+        group="profiles", scope="global",
+    )
+    coins_2: WordList = setting(
+        (),
+        "Optional comma list of coins traded through the second account (HTX_API_KEY_2).",
+        group="profiles", scope="global",
+    )
