@@ -1,0 +1,202 @@
+"""Typed exchange errors and secret redaction.
+
+The engine reacts to the *type* of an error, never to its text:
+
+- `TransientError`: the request may succeed if repeated later (network, timeout, rate limit,
+  maintenance). For an order *creation* it is also ambiguous: the order may exist. Retry only
+  with the same client order id, after looking it up.
+- `OrderRejected`: the exchange refused the order; repeating the same request will fail again.
+  `ReduceOnlyFrozen` in particular means "the closeable amount is reserved by other close
+  orders": wait for them to change, never re-send in a loop.
+- `AuthError`, `OrderNotFound`, plain `ExchangeError`: not retried.
+
+Messages are passed through `redact()` on construction, so a signed URL, an API key or a secret
+that a library put into an exception text never reaches a log line, a file or the UI.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+from decimal import Decimal
+
+# --------------------------------------------------------------------------- redaction
+
+_QUERY_OF_URL = re.compile(r"(?P<base>\b[a-zA-Z][a-zA-Z0-9+.-]*://[^\s?#'\"]+)\?[^\s'\"]*")
+_SENSITIVE_PAIR = re.compile(
+    r"(?i)(?P<key>accesskeyid|signature|apikey|api_key|secret|passphrase|password|x-mexc-apikey|"
+    r"requestkey|access_key|secret_key)(?P<sep>['\"]?\s*[=:]\s*['\"]?)(?P<val>[^&\s'\",}]+)"
+)
+_REGISTERED: set[str] = set()
+_REGISTERED_LOCK = threading.Lock()
+REDACTED = "<redacted>"
+
+
+def register_secret(*values: str | None) -> None:
+    """Remember credential values so `redact()` removes them wherever they appear."""
+    with _REGISTERED_LOCK:
+        for value in values:
+            if value and len(value) >= 4:
+                _REGISTERED.add(value)
+
+
+def redact(text: object) -> str:
+    """Remove query strings of URLs, key=value credentials and registered secret values."""
+    out = str(text)
+    out = _QUERY_OF_URL.sub(lambda m: f"{m.group('base')}?{REDACTED}", out)
+    out = _SENSITIVE_PAIR.sub(lambda m: f"{m.group('key')}{m.group('sep')}{REDACTED}", out)
+    with _REGISTERED_LOCK:
+        secrets = sorted(_REGISTERED, key=len, reverse=True)
+    for secret in secrets:
+        if secret in out:
+            out = out.replace(secret, REDACTED)
+    return out
+
+
+class RedactingFilter(logging.Filter):
+    """Logging filter that redacts the formatted message (used on the ccxt loggers)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        try:
+            message = record.getMessage()
+        except Exception:  # a broken format string must not break logging
+            message = str(record.msg)
+        record.msg = redact(message)
+        record.args = None
+        return True
+
+
+def redacting_logger(name: str) -> logging.Logger:
+    logger = logging.getLogger(name)
+    if not any(isinstance(f, RedactingFilter) for f in logger.filters):
+        logger.addFilter(RedactingFilter())
+    return logger
+
+
+# --------------------------------------------------------------------------- hierarchy
+
+
+class ExchangeError(Exception):
+    """Base of every error an exchange adapter raises.
+
+    `venue` names the exchange, `code` is the venue's own error code when known.
+    """
+
+    def __init__(self, message: str = "", *, venue: str | None = None, code: str | None = None):
+        self.message = redact(message)
+        self.venue = venue
+        self.code = code
+        super().__init__(self.message)
+
+    def __str__(self) -> str:
+        prefix = f"[{self.venue}{' ' + self.code if self.code else ''}] " if self.venue else ""
+        return prefix + self.message
+
+
+class TransientError(ExchangeError):
+    """May succeed later. For order creation: outcome unknown until looked up by client id."""
+
+    #: False only when the venue certainly did not act on the request (e.g. HTTP 429)
+    may_have_executed: bool = True
+
+
+class NetworkError(TransientError):
+    pass
+
+
+class ExchangeTimeout(TransientError):
+    pass
+
+
+class RateLimited(TransientError):
+    may_have_executed = False
+
+
+class OrderStateUnknown(TransientError):
+    """Retries of a create call are exhausted and the order could not be found nor ruled out.
+
+    The caller must keep the intent pending and reconcile with the *same* client order id later.
+    """
+
+    def __init__(self, message: str = "", *, client_order_id: int | None = None, **kw):
+        super().__init__(message, **kw)
+        self.client_order_id = client_order_id
+
+
+class CancelNotConfirmed(TransientError):
+    """A cancel was accepted but the order still reads as open: do not place a replacement yet."""
+
+    may_have_executed = False
+
+
+class OrderRejected(ExchangeError):
+    """The exchange refused the order; the same request will be refused again."""
+
+
+class PostOnlyWouldCross(OrderRejected):
+    pass
+
+
+class ReduceOnlyFrozen(OrderRejected):
+    """Closeable amount is reserved by other close orders (or there is no position): wait."""
+
+
+class PriceOutOfBand(OrderRejected):
+    """Limit price outside the venue's price band; bounds are filled when the venue states them."""
+
+    def __init__(
+        self,
+        message: str = "",
+        *,
+        max_buy_price: Decimal | None = None,
+        min_sell_price: Decimal | None = None,
+        **kw,
+    ):
+        super().__init__(message, **kw)
+        self.max_buy_price = max_buy_price
+        self.min_sell_price = min_sell_price
+
+
+class InsufficientMargin(OrderRejected):
+    pass
+
+
+class InvalidOrder(OrderRejected):
+    pass
+
+
+class DuplicateClientOrderId(OrderRejected):
+    """The client order id is already used: the order exists, look it up instead of re-sending."""
+
+
+class AuthError(ExchangeError):
+    pass
+
+
+class OrderNotFound(ExchangeError):
+    pass
+
+
+__all__ = [
+    "AuthError",
+    "CancelNotConfirmed",
+    "DuplicateClientOrderId",
+    "ExchangeError",
+    "ExchangeTimeout",
+    "InsufficientMargin",
+    "InvalidOrder",
+    "NetworkError",
+    "OrderNotFound",
+    "OrderRejected",
+    "OrderStateUnknown",
+    "PostOnlyWouldCross",
+    "PriceOutOfBand",
+    "RateLimited",
+    "RedactingFilter",
+    "ReduceOnlyFrozen",
+    "TransientError",
+    "redact",
+    "redacting_logger",
+    "register_secret",
+]
