@@ -81,6 +81,21 @@ def _write_or_print(text: str, target: str | None) -> int:
     return 0
 
 
+def cmd_replay(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from engine.runtime.replay import DEMO_DATA, DEMO_SYMBOLS
+    from engine.runtime.report import print_replay_summary, replay_with_progress
+
+    settings = _load(args.env, missing_ok=args.env == ".env")
+    data = args.data or str(DEMO_DATA)
+    symbols = args.symbols.split(",") if args.symbols else (DEMO_SYMBOLS if not args.data else None)
+    summary = asyncio.run(replay_with_progress(settings, data_dir=data, symbols=symbols, db_path=args.db,
+                                               max_steps=args.steps, quiet=args.quiet))
+    print_replay_summary(summary)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="crot", description="CROT trading bot tools")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -101,6 +116,20 @@ def build_parser() -> argparse.ArgumentParser:
     p = csub.add_parser("example", help="print (or --write) the generated .env.example")
     p.add_argument("--write", metavar="FILE")
     p.set_defaults(func=lambda a: _write_or_print(env_example(), a.write))
+
+    p = sub.add_parser("replay", help="run the full engine over recorded candles (simulated exchange)")
+    p.add_argument("--data", help="folder of recorded candle CSV files (default: the bundled demo data)")
+    p.add_argument("--symbols", help="comma-separated symbols to replay (default: all in --data)")
+    p.add_argument("--env", default=".env", help="settings file (default: .env, if present)")
+    p.add_argument("--db", default=":memory:", help="SQLite file for the run's state and trades")
+    p.add_argument("--steps", type=int, help="stop after this many 5m steps")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_replay)
+
+    p = sub.add_parser("watchdog", help="run a command (default: crot-tui --no-ui) and restart it when it "
+                       "exits or its heartbeat stalls", add_help=False)
+    p.add_argument("args", nargs=argparse.REMAINDER)
+    p.set_defaults(func=lambda a: __import__("engine.runtime.watchdog", fromlist=["main"]).main(a.args))
 
     p = csub.add_parser("docs", help="print (or --write) the generated settings reference")
     p.add_argument("--write", metavar="FILE")

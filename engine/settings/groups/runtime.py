@@ -25,14 +25,19 @@ class RuntimeSettings(BaseModel):
 class RuntimeGlobalSettings(BaseModel):
     """Process-wide `runtime` settings."""
 
+    data_dir: Str = setting(
+        "data",
+        "Folder for the state database, audit files and logs (relative to the working directory).",
+        group="runtime", scope="global",
+    )
     dry_run: bool = setting(
         False,
-        "Simulate orders instead of sending them to the exchange.",
+        "Paper mode: simulate fills on live HTX prices instead of sending orders (no keys needed).",
         group="runtime", scope="global",
     )
     dry_run_equity: float = setting(
         1000.0,
-        "Account equity assumed in dry-run mode.",
+        "Starting equity of the simulated account in paper mode and replays.",
         group="runtime", scope="global", unit="USDT", gt=0,
     )
     order_timeout_sec: int = setting(

@@ -1,0 +1,82 @@
+"""What one cycle wants done on the exchange, as plain data.
+
+The planner decides a list of actions from a snapshot; the executor carries them out. Every
+order action carries its deterministic client order id, so executing an action twice (after a
+crash, a lost reply or a retry) never creates a second order.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal
+
+from engine.exchange.types import Order, PositionSide
+
+
+@dataclass(frozen=True)
+class PlaceEntry:
+    """A post-only entry or averaging rung."""
+
+    symbol: str
+    position_side: PositionSide
+    price: Decimal
+    amount: Decimal
+    client_order_id: int
+    intent_key: str
+    purpose: str = "entry"  # entry | add
+
+
+@dataclass(frozen=True)
+class PlaceStop:
+    """Place the reduce-only hard stop; `replaces` are cancelled only after it is on the
+    exchange (the position is never without a stop). If the exchange refuses because close
+    orders reserve the closeable amount, `exit_orders` are cancelled first and the stop placed."""
+
+    symbol: str
+    position_side: PositionSide
+    trigger: Decimal
+    amount: Decimal
+    client_order_id: int
+    intent_key: str
+    replaces: tuple[Order, ...] = ()
+    exit_orders: tuple[Order, ...] = ()
+    reason: str = "protect"
+
+
+@dataclass(frozen=True)
+class PlaceExit:
+    symbol: str
+    position_side: PositionSide
+    price: Decimal
+    amount: Decimal
+    client_order_id: int
+    intent_key: str
+    tag: str
+    purpose: str = "exit"
+
+
+@dataclass(frozen=True)
+class Cancel:
+    order: Order
+    purpose: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class CloseMarket:
+    """Reduce-only market close (dust, tiny entries, trailing runner, emergencies)."""
+
+    symbol: str
+    position_side: PositionSide
+    amount: Decimal
+    client_order_id: int
+    intent_key: str
+    reason: str
+    cancel_first: tuple[Order, ...] = ()
+
+
+Action = PlaceEntry | PlaceStop | PlaceExit | Cancel | CloseMarket
+
+
+def action_symbol(a: Action) -> str:
+    return a.order.symbol if isinstance(a, Cancel) else a.symbol

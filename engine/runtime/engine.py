@@ -1,0 +1,225 @@
+"""The engine: shared market data, both profiles, commands, and one step per closed candle.
+
+The same `Engine` runs live (HTX), paper (simulated fills on live data) and replay (recorded
+candles on the simulated exchange): only the exchange, the feed and the clock differ. The UI
+and the headless logger talk to it through `EngineCommands` and the event bus; the engine never
+imports either.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+from engine.exchange.base import Exchange, ReferenceFeed
+from engine.macro import MacroTracker
+from engine.exchange.precision import D
+from engine.exchange.types import Market
+from engine.market.candles import Candle, timeframe_ms
+from engine.reference import ReferenceTracker
+from engine.settings import Settings
+from engine.store.state import StateStore
+from engine.strategy import EntryContext, FeatureEngine, evaluate, select_entries
+
+from .events import Account, CycleStats, EngineStatus, ErrorEvent, EventBus
+from .positions import MarketContext
+from .profile import CycleInput, Overlay, ProfileRunner
+from .snapshot import read_snapshot
+
+log = logging.getLogger("crot.engine")
+
+
+@dataclass
+class EngineFlags:
+    enabled: dict[str, bool] = field(default_factory=lambda: {"long": True, "short": True})
+    paused: bool = False
+
+
+class Engine:
+    def __init__(self, settings: Settings, exchange: Exchange, store: StateStore, bus: EventBus, *,
+                 symbols: list[str], benchmark: str | None = None, mode: str = "replay",
+                 reference_feed: ReferenceFeed | None = None):
+        self.settings = settings
+        self.exchange = exchange
+        self.store = store
+        self.bus = bus
+        self.mode = mode
+        self.symbols = list(symbols)
+        self.benchmark = benchmark
+        self.markets: dict[str, Market] = {}
+        self.flags = EngineFlags({s: s in settings.enabled for s in ("long", "short")})
+        self.features = {s: FeatureEngine(settings.side(s), benchmark) for s in ("long", "short")}
+        self.profiles = {s: ProfileRunner(s, settings.side(s), exchange, store, bus, self.symbols, settings.glob)
+                         for s in ("long", "short")}
+        self.last_candles: dict[str, Candle] = {}
+        self.leverage: dict[str, Decimal | None] = {}
+        self.overlays: dict[str, Overlay] = {"long": Overlay(), "short": Overlay()}
+        self.macro = {s: MacroTracker(settings.side(s), profile=s) for s in ("long", "short")}
+        self.reference = ReferenceTracker(settings.glob.external_price_enabled)
+        self.reference_feed = reference_feed
+        self.realized = Decimal(0)
+        self.fees = Decimal(0)
+        self.cycles = 0
+        self.base_tf = settings.side("long").ema_trigger_timeframe
+
+    # -- lifecycle -----------------------------------------------------------------------------
+    async def start(self) -> None:
+        markets = await self.exchange.load_markets()
+        self.markets = {s: markets[s] for s in self.symbols if s in markets}
+        missing = [s for s in self.symbols if s not in markets]
+        for s in missing:
+            self.bus.publish(ErrorEvent(0, "markets", f"{s} is not a market on {self.exchange.name}; skipped"))
+        self.symbols = [s for s in self.symbols if s in self.markets]
+        await self.refresh_leverage()
+        for runner in self.profiles.values():
+            runner.symbols = list(self.symbols)
+            await runner.load()
+        self._status("started")
+
+    async def refresh_leverage(self) -> None:
+        """Read the account leverage per symbol (read only: the bot never changes it)."""
+        for symbol in self.symbols:
+            try:
+                self.leverage[symbol] = await self.exchange.fetch_leverage(symbol)
+            except Exception as exc:  # unknown leverage sizes at 1x (see effective_leverage)
+                self.leverage[symbol] = None
+                self.bus.publish(ErrorEvent(0, "leverage", f"{symbol}: leverage unreadable ({type(exc).__name__})"))
+
+    def warm_up(self, history: dict[str, list[Candle]]) -> None:
+        """Feed past closed candles to the indicators (start-up and restart)."""
+        for symbol, candles in history.items():
+            for fe in self.features.values():
+                fe.on_candles(symbol, self.base_tf, candles)
+            if candles:
+                self.last_candles[symbol] = candles[-1]
+
+    # -- commands (the UI's and the CLI's only way in) -------------------------------------------
+    def set_profile(self, side: str, enabled: bool) -> None:
+        self.flags.enabled[side] = enabled
+        self._status(f"{side} profile {'on' if enabled else 'off'}")
+
+    def toggle_profile(self, side: str) -> bool:
+        self.set_profile(side, not self.flags.enabled[side])
+        return self.flags.enabled[side]
+
+    def pause_entries(self, paused: bool) -> None:
+        self.flags.paused = paused
+        self._status("new entries paused" if paused else "new entries resumed")
+
+    def _status(self, message: str, progress: float | None = None, now_ms: int = 0) -> None:
+        enabled = tuple(s for s, on in self.flags.enabled.items() if on)
+        self.bus.publish(EngineStatus(now_ms, self.mode, enabled, self.flags.paused, message, progress))
+
+    # -- one step ----------------------------------------------------------------------------
+    async def step(self, now_ms: int, new_candles: dict[str, list[Candle]], *,
+                   new_candle: bool | None = None) -> None:
+        """Ingest newly closed candles, then run both profiles' cycles on a fresh snapshot.
+
+        `new_candle` says whether entries are evaluated this step (default: when candles came
+        in); a restart after a crash passes True to finish the interrupted step."""
+        t0 = time.perf_counter()
+        for symbol, candles in new_candles.items():
+            if symbol not in self.markets and symbol != self.benchmark:
+                continue
+            for fe in self.features.values():
+                fe.on_candles(symbol, self.base_tf, candles)
+            if candles:
+                self.last_candles[symbol] = candles[-1]
+        if new_candle is None:
+            new_candle = any(new_candles.values())
+        snapshot = await read_snapshot(self.exchange, self.symbols, now_ms)
+        snapshot.leverage = self.leverage
+        self.reference.update(snapshot.books, await self._reference_tops(), now_ms)
+        claimed_by = {s: snapshot.symbols_held_by(s) for s in ("long", "short")}
+        for side in ("long", "short"):
+            runner = self.profiles[side]
+            other = "short" if side == "long" else "long"
+            p = self.settings.side(side)
+            regime = self.macro[side].update(now_ms)
+            if regime is not None:
+                self.bus.publish(regime)
+            self.overlays[side] = self.macro[side].overlay(side)
+            extra = self._extra_gates(side, now_ms) if new_candle else {}
+            decisions = self._decisions(side, extra) if new_candle else {}
+            contexts = self._contexts(side, now_ms)
+            no_averaging = {s for s in self.symbols if not self.reference.averaging_allowed(side, s, now_ms, p)[0]}
+            ci = CycleInput(snapshot=snapshot, markets=self.markets, decisions=decisions, contexts=contexts,
+                            select=select_entries, entry_context=_entry_context,
+                            claimed=claimed_by[other], overlay=self.overlays[side], new_candle=new_candle,
+                            entries_enabled=self.flags.enabled[side] and not self.flags.paused,
+                            averaging_blocked=no_averaging)
+            result = await runner.cycle(ci)
+            claimed_by[side] |= set(result.selected)
+            if side == "long":
+                # the short profile must see what the long profile just ordered
+                claimed_by["long"] |= {getattr(a, "symbol", "") for a in result.actions}
+                snapshot = await read_snapshot(self.exchange, self.symbols, now_ms)
+                snapshot.leverage = self.leverage
+            self.bus.publish(CycleStats(now_ms, side, len(self.symbols), len(decisions),
+                                        sum(1 for d in decisions.values() if d is not None and d.entry_valid),
+                                        len(result.selected), sum(1 for o in result.outcomes if o.ok),
+                                        sum(1 for p in snapshot.positions.values() if p.side == side),
+                                        (time.perf_counter() - t0) * 1000))
+        bal = snapshot.balance
+        self.bus.publish(Account(now_ms, bal.equity, bal.free, bal.used_margin, bal.unrealized_pnl,
+                                 self.realized, self.fees))
+        self.cycles += 1
+
+    async def _reference_tops(self) -> dict[str, Any]:
+        """MEXC best prices keyed by our symbols (live); none in replay or when unreachable."""
+        if self.reference_feed is None or not self.settings.glob.external_price_enabled:
+            return {}
+        try:
+            return dict(await self.reference_feed.fetch_best_prices(self.symbols))
+        except Exception as exc:  # a missing reference is handled by the stale rules
+            self.bus.publish(ErrorEvent(0, "reference", f"reference prices unavailable ({type(exc).__name__})"))
+            return {}
+
+    def _extra_gates(self, side: str, now_ms: int) -> dict[str, tuple[Any, ...]]:
+        """Macro regime and cross-exchange reference gates, per symbol, for the decisions."""
+        p = self.settings.side(side)
+        macro_gate = self.macro[side].gate(side)
+        out: dict[str, tuple[Any, ...]] = {}
+        for symbol in self.symbols:
+            r = self.reference.check(side, symbol, now_ms, p)
+            ev = self.reference.event_if_changed(symbol, r, now_ms)
+            if ev is not None:
+                self.bus.publish(ev)
+            out[symbol] = (macro_gate, *r.gates)
+        return out
+
+    def _decisions(self, side: str, extra: dict[str, tuple[Any, ...]]) -> dict[str, Any]:
+        fe = self.features[side]
+        p = self.settings.side(side)
+        btc = fe.benchmark()  # neutral when the pairs are quoted in the benchmark (BTC-quoted data)
+        out: dict[str, Any] = {}
+        for symbol in self.symbols:
+            f = fe.features(symbol)
+            if f is None:
+                out[symbol] = None
+                continue
+            out[symbol] = evaluate(side, f, btc, p, extra.get(symbol, ()))
+        return out
+
+    def _contexts(self, side: str, now_ms: int) -> dict[str, MarketContext]:
+        fe = self.features[side]
+        p = self.settings.side(side)
+        out = {}
+        for symbol in self.symbols:
+            f = fe.features(symbol)
+            c = self.last_candles.get(symbol)
+            last = None if c is None else (c.ts_ms, D(c.high), D(c.low), D(c.close))
+            out[symbol] = MarketContext(atr_rate=None if f is None else f.atr_rate, last_candle=last,
+                                        tighten=self.reference.tighten_for(side, symbol, now_ms, p))
+        return out
+
+    @property
+    def step_ms(self) -> int:
+        return timeframe_ms(self.base_tf)
+
+
+def _entry_context(**kw: Any) -> EntryContext:
+    return EntryContext(**kw)

@@ -1,0 +1,178 @@
+"""Carries out planned actions on the exchange, one at a time, in order.
+
+Each order intent is written to the state store before it is sent and updated after, and every
+outcome is published as an event. Rejections the strategy expects (post-only would cross,
+closeable amount frozen, not enough margin) are outcomes, not errors; a transient failure that
+survived the adapter's retries ends the cycle's remaining non-protective actions, since the
+next cycle re-plans from a fresh snapshot anyway.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from decimal import Decimal
+
+from engine.exchange import errors as E
+from engine.exchange.base import Exchange
+from engine.exchange.types import Order, closing_side
+from engine.store.state import StateStore
+
+from .actions import Action, Cancel, CloseMarket, PlaceEntry, PlaceExit, PlaceStop
+from .events import EventBus, OrderEvent, StopEvent
+
+log = logging.getLogger("crot.executor")
+
+
+@dataclass(frozen=True)
+class Outcome:
+    action: Action
+    status: str  # done | rejected | frozen | failed | skipped
+    order: Order | None = None
+    detail: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "done"
+
+
+class Executor:
+    def __init__(self, exchange: Exchange, store: StateStore, bus: EventBus, profile: str):
+        self.exchange = exchange
+        self.store = store
+        self.bus = bus
+        self.profile = profile
+
+    async def run(self, actions: list[Action], now_ms: int) -> list[Outcome]:
+        outcomes: list[Outcome] = []
+        broken = False
+        for action in actions:
+            protective = isinstance(action, (PlaceStop, CloseMarket))
+            if broken and not protective:
+                outcomes.append(Outcome(action, "skipped", detail="exchange unavailable this cycle"))
+                continue
+            try:
+                outcome = await self._one(action, now_ms)
+            except E.TransientError as exc:
+                broken = True
+                outcome = Outcome(action, "failed", detail=f"{type(exc).__name__}: {exc}")
+                self._order_event(action, "failed", now_ms, outcome.detail)
+            except E.ExchangeError as exc:
+                outcome = Outcome(action, "failed", detail=f"{type(exc).__name__}: {exc}")
+                self._order_event(action, "failed", now_ms, outcome.detail)
+            outcomes.append(outcome)
+        return outcomes
+
+    # -- one action ------------------------------------------------------------------------
+    async def _one(self, a: Action, now_ms: int) -> Outcome:
+        if isinstance(a, Cancel):
+            final = await self._cancel(a.order, now_ms, a.purpose, a.reason)
+            return Outcome(a, "done", final)
+        if isinstance(a, PlaceEntry):
+            side = "buy" if a.position_side == "long" else "sell"
+            await self._intent(a.client_order_id, a.symbol, a.purpose, a.intent_key, side, a.price, a.amount, now_ms)
+            try:
+                order = await self.exchange.place_post_only(a.symbol, side, a.amount, a.price, a.client_order_id)
+            except (E.PostOnlyWouldCross, E.InsufficientMargin, E.PriceOutOfBand, E.InvalidOrder) as exc:
+                await self.store.update_order(a.client_order_id, "rejected", now_ms, note=type(exc).__name__)
+                self._order_event(a, "rejected", now_ms, type(exc).__name__)
+                return Outcome(a, "rejected", detail=type(exc).__name__)
+            return await self._placed(a, order, now_ms)
+        if isinstance(a, PlaceExit):
+            await self._intent(a.client_order_id, a.symbol, a.purpose, a.intent_key,
+                               closing_side(a.position_side), a.price, a.amount, now_ms)
+            try:
+                order = await self.exchange.place_reduce_only_limit(
+                    a.symbol, a.position_side, a.amount, a.price, a.client_order_id)
+            except E.ReduceOnlyFrozen:
+                await self.store.update_order(a.client_order_id, "frozen", now_ms, note="closeable reserved")
+                self._order_event(a, "rejected", now_ms, "closeable amount reserved; waiting")
+                return Outcome(a, "frozen")
+            except (E.PriceOutOfBand, E.InvalidOrder) as exc:
+                await self.store.update_order(a.client_order_id, "rejected", now_ms, note=type(exc).__name__)
+                self._order_event(a, "rejected", now_ms, type(exc).__name__)
+                return Outcome(a, "rejected", detail=type(exc).__name__)
+            return await self._placed(a, order, now_ms)
+        if isinstance(a, PlaceStop):
+            return await self._stop(a, now_ms)
+        if isinstance(a, CloseMarket):
+            for o in a.cancel_first:
+                await self._cancel(o, now_ms, "exit", f"before {a.reason}")
+            await self._intent(a.client_order_id, a.symbol, "close", a.intent_key,
+                               closing_side(a.position_side), None, a.amount, now_ms)
+            try:
+                order = await self.exchange.close_reduce_only_market(
+                    a.symbol, a.position_side, a.amount, a.client_order_id)
+            except (E.ReduceOnlyFrozen, E.InvalidOrder) as exc:
+                await self.store.update_order(a.client_order_id, "rejected", now_ms, note=type(exc).__name__)
+                self._order_event(a, "rejected", now_ms, type(exc).__name__)
+                return Outcome(a, "rejected", detail=type(exc).__name__)
+            return await self._placed(a, order, now_ms)
+        raise TypeError(f"unknown action {a!r}")
+
+    async def _stop(self, a: PlaceStop, now_ms: int) -> Outcome:
+        side = closing_side(a.position_side)
+        await self._intent(a.client_order_id, a.symbol, "stop", a.intent_key, side, a.trigger, a.amount, now_ms)
+        try:
+            order = await self.exchange.place_stop_loss(
+                a.symbol, a.position_side, a.amount, a.trigger, a.client_order_id)
+        except E.ReduceOnlyFrozen:
+            # Close orders reserve the closeable amount: the stop comes first. Cancel the exit
+            # ladder (the planner restores it next cycle if size allows), then the old stops.
+            for o in a.exit_orders:
+                await self._cancel(o, now_ms, "exit", "make room for the hard stop")
+            try:
+                order = await self.exchange.place_stop_loss(
+                    a.symbol, a.position_side, a.amount, a.trigger, a.client_order_id)
+            except E.ReduceOnlyFrozen:
+                for o in a.replaces:
+                    await self._cancel(o, now_ms, "stop", "replace (no room for two stops)")
+                order = await self.exchange.place_stop_loss(
+                    a.symbol, a.position_side, a.amount, a.trigger, a.client_order_id)
+                a = PlaceStop(**{**a.__dict__, "replaces": ()})
+        outcome = await self._placed(a, order, now_ms)
+        self.bus.publish(StopEvent(now_ms, self.profile, a.symbol, "placed" if not a.replaces else "moved",
+                                   order.trigger_price, order.amount, a.reason))
+        for old in a.replaces:
+            if old.client_order_id != a.client_order_id:
+                await self._cancel(old, now_ms, "stop", "replaced")
+        return outcome
+
+    # -- helpers ---------------------------------------------------------------------------
+    async def _intent(self, cid: int, symbol: str, purpose: str, key: str, side: str,
+                      price: Decimal | None, amount: Decimal, now_ms: int) -> None:
+        await self.store.record_intent(client_order_id=cid, profile=self.profile, symbol=symbol,
+                                       purpose=purpose, intent_key=key, side=side, price=price,
+                                       amount=amount, now_ms=now_ms)
+
+    async def _placed(self, a: Action, order: Order, now_ms: int) -> Outcome:
+        status = "open" if order.is_open else order.status
+        await self.store.update_order(order.client_order_id or 0, status, now_ms, exchange_id=order.id)
+        self._order_event(a, "placed", now_ms, "", order)
+        return Outcome(a, "done", order)
+
+    async def _cancel(self, order: Order, now_ms: int, purpose: str, reason: str) -> Order:
+        try:
+            final = await self.exchange.cancel_order(order)
+        except E.OrderNotFound:
+            final = order
+        if order.client_order_id:
+            await self.store.update_order(order.client_order_id, final.status, now_ms)
+        self.bus.publish(OrderEvent(now_ms, self.profile, order.symbol, "cancelled", purpose,
+                                    order.client_order_id, order.side, order.price or order.trigger_price,
+                                    order.amount, order.reduce_only, reason))
+        return final
+
+    def _order_event(self, a: Action, action: str, now_ms: int, reason: str, order: Order | None = None) -> None:
+        if isinstance(a, Cancel):
+            return
+        purpose = getattr(a, "purpose", None) or ("stop" if isinstance(a, PlaceStop) else "close")
+        if isinstance(a, PlaceEntry):
+            side = "buy" if a.position_side == "long" else "sell"
+            price, reduce_only = a.price, False
+        else:
+            side = closing_side(a.position_side)
+            price = getattr(a, "price", None) or getattr(a, "trigger", None)
+            reduce_only = True
+        self.bus.publish(OrderEvent(now_ms, self.profile, a.symbol, action, purpose, a.client_order_id,
+                                    side, price, a.amount, reduce_only, reason or getattr(a, "reason", "")))

@@ -1,0 +1,170 @@
+"""Live (HTX) and paper (simulated fills on live HTX data) modes: the wall-clock loop.
+
+Every POLL_INTERVAL_SEC the feed delivers newly closed candles (usually none) and the engine
+runs a step: stops and exits are checked every poll, new entries only when a candle closed.
+A failing step is reported and retried at the next poll with a growing pause; it never ends
+the loop, except an authentication error, which cannot fix itself. Stopping (SIGTERM, the UI)
+lets the current step finish and leaves every stop on the exchange.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import time
+from dataclasses import dataclass
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, Awaitable, Callable
+
+from engine.exchange import errors as E
+from engine.exchange.base import Exchange, ReferenceFeed
+from engine.exchange.precision import D
+from engine.exchange.sim import SimConfig, SimulatedExchange
+from engine.market.candles import Candle, timeframe_minutes
+from engine.settings import Settings
+from engine.store.state import StateStore
+
+from .engine import Engine
+from .events import EngineStatus, ErrorEvent, EventBus
+from .lock import InstanceLock
+
+BENCHMARK = "BTC/USDT:USDT"
+
+
+def coin_symbols(coins: tuple[str, ...]) -> list[str]:
+    """COINS entries (btc, eth, ...) as HTX linear swap symbols."""
+    return [f"{c.upper()}/USDT:USDT" for c in coins]
+
+
+def warmup_candles(settings: Settings) -> int:
+    """Base candles to load at start so the slowest EMA (macro slow, 1h) is warm and settled."""
+    need = 0
+    for side in ("long", "short"):
+        p = settings.side(side)
+        base = timeframe_minutes(p.ema_trigger_timeframe)
+        need = max(need, math.ceil(p.ema_macro_slow_minutes / base))
+    return int(need * 1.5) + 100
+
+
+@dataclass
+class LiveParts:
+    """What the loop runs on; tests inject fakes, `build_parts` makes the real ones."""
+
+    exchange: Exchange
+    feed: Any  # engine.market.feeds.CandleFeed
+    reference: ReferenceFeed | None
+    sim: SimulatedExchange | None = None  # paper mode: the exchange that fills orders
+    closers: tuple[Any, ...] = ()
+
+
+async def build_parts(settings: Settings, symbols: list[str], paper: bool) -> LiveParts:
+    from engine.exchange.htx import HtxConfig, HtxExchange
+    from engine.exchange.mexc import MexcReference
+    from engine.market.feeds import CcxtFeed
+
+    g = settings.glob
+    key, secret = g.htx_api_key.get_secret_value(), g.htx_api_secret.get_secret_value()
+    if not paper and not (key and secret):
+        raise E.AuthError("live mode needs HTX_API_KEY and HTX_API_SECRET in .env")
+    htx = HtxExchange(HtxConfig(api_key=key if not paper else "", secret=secret if not paper else "",
+                                hostnames=tuple(g.contract_hostnames) or ("api.hbdm.vn", "api.hbdm.com"),
+                                timeout_ms=g.timeout_ms))
+    feed_symbols = list(dict.fromkeys([*symbols, BENCHMARK]))
+    feed = CcxtFeed(htx._ccxt, feed_symbols, settings.side("long").ema_trigger_timeframe,
+                    warmup_candles=warmup_candles(settings))
+    reference = MexcReference() if g.external_price_enabled else None
+    closers: tuple[Any, ...] = (htx,) + ((reference,) if reference else ())
+    if not paper:
+        return LiveParts(htx, feed, reference, None, closers)
+    markets = await htx.load_markets()
+    sim = SimulatedExchange([markets[s] for s in symbols if s in markets],
+                            SimConfig(initial_wallet=D(g.dry_run_equity), stops_reserve_closeable=False))
+    return LiveParts(sim, feed, reference, sim, closers)
+
+
+async def run_live(
+    settings: Settings,
+    *,
+    bus: EventBus,
+    paper: bool = False,
+    stop: asyncio.Event | None = None,
+    on_engine: Callable[[Engine], None] | None = None,
+    db_path: str | Path | None = None,
+    parts: LiveParts | None = None,
+    clock_ms: Callable[[], int] = lambda: int(time.time() * 1000),
+    max_steps: int | None = None,
+    wait: Callable[[float], Awaitable[None]] | None = None,
+    benchmark: str | None = BENCHMARK,
+) -> int:
+    """Run until `stop` is set (or `max_steps`); returns the number of steps run.
+
+    `wait(seconds)` is the pause between polls (default: sleep until then or until `stop`);
+    tests pass one that advances a fake clock instead."""
+    g = settings.glob
+    symbols = coin_symbols(g.coins)
+    if not symbols:
+        raise ValueError("COINS is empty: nothing to trade (set e.g. COINS=btc,eth,xrp in .env)")
+    mode = "paper" if paper else "live"
+    stop = stop or asyncio.Event()
+    parts = parts or await build_parts(settings, symbols, paper)
+    db = Path(db_path) if db_path else Path(g.data_dir) / f"{mode}.sqlite"
+    lock = InstanceLock(db.parent).acquire()  # one bot per state folder
+    heartbeat = db.parent / "heartbeat"
+    store = await StateStore.open(db)
+    steps = 0
+    try:
+        engine = Engine(settings, parts.exchange, store, bus, symbols=symbols, benchmark=benchmark, mode=mode,
+                        reference_feed=parts.reference)
+        await engine.start()
+        if on_engine is not None:
+            on_engine(engine)
+        # Warm-up: the first poll returns history; indicators learn it, nothing trades on it.
+        history = await parts.feed.poll(clock_ms())
+        engine.warm_up(history)
+        if parts.sim is not None:
+            for symbol, candles in history.items():
+                if candles and symbol in engine.markets:
+                    parts.sim.set_price(symbol, D(candles[-1].close), candles[-1].ts_ms)
+        bus.publish(EngineStatus(clock_ms(), mode, tuple(s for s, on in engine.flags.enabled.items() if on),
+                                 engine.flags.paused, f"{mode} mode: warm, trading {len(engine.symbols)} symbols"))
+        failures = 0
+        while not stop.is_set():
+            now = clock_ms()
+            try:
+                batch: dict[str, list[Candle]] = await parts.feed.poll(now)
+                if parts.sim is not None:
+                    for symbol, candles in batch.items():
+                        if symbol in engine.markets:
+                            for c in candles:
+                                parts.sim.on_candle(symbol, c.ts_ms, D(c.open), D(c.high), D(c.low), D(c.close))
+                await engine.step(now, batch)
+                heartbeat.touch()  # the watchdog restarts a bot whose heartbeat stalls
+                failures = 0
+            except E.AuthError as exc:
+                bus.publish(ErrorEvent(now, "auth", E.redact(exc), fatal=True))
+                raise
+            except (E.ExchangeError, OSError, asyncio.TimeoutError) as exc:
+                failures += 1
+                bus.publish(ErrorEvent(now, "step", f"{type(exc).__name__}: {E.redact(exc)}"))
+            steps += 1
+            if max_steps is not None and steps >= max_steps:
+                break
+            pause = g.poll_interval_sec * min(2 ** failures, 20)
+            if wait is not None:
+                await wait(pause)
+                continue
+            try:
+                await asyncio.wait_for(stop.wait(), timeout=pause)
+            except asyncio.TimeoutError:
+                pass
+        bus.publish(EngineStatus(clock_ms(), mode, (), True, "stopped; stop-loss orders stay on the exchange"))
+        return steps
+    finally:
+        await store.close()
+        lock.release()
+        for c in parts.closers:
+            try:
+                await c.close()
+            except Exception:
+                pass

@@ -1,0 +1,198 @@
+"""Per-position management for one profile: hard stop first, then exits.
+
+Given the exchange snapshot and what we remember about a position, decide the actions that
+keep it protected (a reduce-only stop sized to the position, at the right trigger) and managed
+(exit ladder, runner, breakeven, time exits, dust). Only differences from what is already on
+the exchange become actions, so a quiet cycle sends nothing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+from engine.exchange.client_ids import client_order_id
+from engine.exchange.precision import D, notional
+from engine.exchange.types import Market, Order, Position
+from engine.exits.hard_stop import (
+    breakeven_trigger, emergency_breached, stop_amount, stop_distance, stop_is_protective, stop_trigger,
+)
+from engine.exits.ladder import (
+    ExitPlan, RunnerSpec, RunnerState, breakeven_due, exit_mode, exit_plan, runner_step, time_exit_fraction,
+    time_exit_order,
+)
+from engine.settings import ProfileSettings
+from engine.store.state import PositionMeta
+
+from .actions import Action, Cancel, CloseMarket, PlaceExit, PlaceStop
+
+
+@dataclass(frozen=True)
+class MarketContext:
+    """Per-symbol inputs that do not come from the account."""
+
+    atr_rate: float | None = None
+    last_candle: tuple[int, Decimal, Decimal, Decimal] | None = None  # ts, high, low, close
+    time_multiplier: float = 1.0  # macro overlay: < 1 shortens holding times
+    tighten: tuple[tuple[float, ...], tuple[float | None, ...]] | None = None  # adverse premium
+
+
+@dataclass
+class PositionPlan:
+    actions: list[Action] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    exit_plan: ExitPlan | None = None
+    stop_trigger: Decimal | None = None
+    frozen_key: str = ""  # set when exit orders were sent; remembered if the exchange froze them
+
+
+def plan_position(
+    profile: str,
+    p: ProfileSettings,
+    pos: Position,
+    meta: PositionMeta,
+    market: Market,
+    orders: list[Order],
+    price: Decimal,
+    now_ms: int,
+    ctx: MarketContext,
+) -> PositionPlan:
+    """Actions for one open position. Mutates `meta` (runner state, versions, mode flags)."""
+    out = PositionPlan()
+    side = pos.side
+    stops = [o for o in orders if o.kind == "stop_loss"]
+    exits = [o for o in orders if o.kind == "limit" and o.reduce_only]
+    minutes_held = max(0.0, (now_ms - meta.opened_ms) / 60_000)
+    pos_notional = notional(pos.contracts, price, market)
+
+    def cid(purpose: str, key: str) -> tuple[int, str]:
+        intent = f"{meta.pos_id}:{key}"
+        return client_order_id(profile, pos.symbol, purpose, intent), intent
+
+    # -- urgent time exit and dust: close everything at market ---------------------------
+    urgent = p.urgent_time_exit_after_minutes > 0 and \
+        minutes_held >= p.urgent_time_exit_after_minutes * ctx.time_multiplier
+    dust = p.dust_close_enabled and pos_notional <= D(p.dust_position_notional)
+    if urgent or dust:
+        reason = "urgent_time_exit" if urgent else "dust"
+        c, key = cid("close", f"{reason}:{pos.contracts}")
+        out.actions.append(CloseMarket(pos.symbol, side, pos.contracts, c, key, reason, tuple(exits)))
+        return out
+
+    # -- runner: advance on the newest closed candle --------------------------------------
+    mode = "breakeven" if meta.breakeven else exit_mode(p, pos_notional, meta.initial_notional)
+    if mode != "breakeven" and breakeven_due(p, minutes_held, ctx.time_multiplier):
+        meta.breakeven = True
+        mode = "breakeven"
+    plan = exit_plan(p, side, pos.entry_price, pos.contracts, market, mode=mode, hours_held=minutes_held / 60,
+                     atr_rate=ctx.atr_rate, tighten=ctx.tighten)
+    out.exit_plan = plan
+    runner_hit = False
+    if plan.runner is not None and ctx.last_candle is not None and ctx.last_candle[0] > meta.runner_candle_ts:
+        ts, high, low, close = ctx.last_candle
+        state, runner_hit = runner_step(side, pos.entry_price, plan.runner,
+                                        RunnerState(meta.runner_active, meta.runner_best), high, low, close)
+        meta.runner_active, meta.runner_best, meta.runner_candle_ts = state.active, state.best_price, ts
+
+    # -- hard stop ---------------------------------------------------------------------------
+    if p.hard_stop_loss_enabled:
+        action = stop_action(profile, p, pos, meta, market, stops, exits, price, ctx.atr_rate)
+        if isinstance(action, CloseMarket):
+            out.actions.append(action)
+            return out
+        if action is not None:
+            out.actions.append(action)
+        out.stop_trigger = meta.stop_trigger
+
+    # -- runner trail hit: close the runner part at market -------------------------------------
+    runner_orders = [o for o in exits if meta.runner_cid and o.client_order_id == meta.runner_cid]
+    if runner_hit and runner_orders:
+        # Close what is left of the runner (its resting take-profit's unfilled part).
+        amount = min(runner_orders[0].remaining, pos.contracts)
+        c, key = cid("close", f"runner:{meta.runner_candle_ts}")
+        out.actions.append(CloseMarket(pos.symbol, side, amount, c, key, "runner_trailing", tuple(runner_orders)))
+        meta.runner_cid = 0
+        return out
+
+    # -- exits ----------------------------------------------------------------------------
+    # The ladder is planned for the position size it was built on; exit fills shrink the
+    # position without re-planning (so tp1 is not taken again from what is left). It is
+    # re-planned when the position grows (entry or averaging fill), when its phase changes
+    # (mode, decay stage, premium tightening, time-exit step), or when no exit order is left.
+    fraction = time_exit_fraction(p, minutes_held, ctx.time_multiplier)
+    decay = 0
+    hours = minutes_held / 60
+    if p.ema_exit_decay_first_markup_after_hours > 0 and hours >= p.ema_exit_decay_first_markup_after_hours:
+        decay = 1
+    if p.ema_exit_decay_max_markup_after_hours > 0 and hours >= p.ema_exit_decay_max_markup_after_hours:
+        decay = 2
+    phase = f"{mode}|d{decay}|t{int(ctx.tighten is not None)}|x{fraction:g}"
+    open_exit_amount = sum((o.remaining for o in exits), Decimal(0))
+    replan = (phase != meta.exit_phase or pos.contracts > meta.ladder_base
+              or (open_exit_amount == 0 and pos.contracts > 0))
+    if not replan:
+        return out
+    if fraction > 0:
+        step_order = time_exit_order(p, side, pos.entry_price, pos.contracts, price, market, fraction)
+        wanted = [] if step_order is None else [(step_order.tag, step_order.price, step_order.amount)]
+    else:
+        wanted = [(e.tag, e.price, e.amount) for e in plan.orders]
+    have = sorted((o.price, o.remaining) for o in exits if o.price is not None)
+    frozen_key = f"{phase}|{pos.contracts}|{len(exits)}"
+    if have == sorted((pr, am) for _, pr, am in wanted):
+        meta.exit_phase, meta.ladder_base = phase, pos.contracts
+        return out
+    if meta.frozen_signature == frozen_key:
+        out.notes.append("exit ladder waits: closeable amount reserved by other close orders")
+        return out
+    for o in exits:
+        out.actions.append(Cancel(o, "exit", "exit ladder re-planned"))
+    meta.exit_version += 1
+    meta.runner_cid = 0
+    for tag, pr, am in wanted:
+        c, key = cid("exit", f"exit:v{meta.exit_version}:{tag}")
+        out.actions.append(PlaceExit(pos.symbol, side, pr, am, c, key, tag))
+        if tag == "runner":
+            meta.runner_cid = c
+    meta.exit_phase, meta.ladder_base = phase, pos.contracts
+    out.frozen_key = frozen_key
+    return out
+
+
+def stop_action(profile: str, p: ProfileSettings, pos: Position, meta: PositionMeta, market: Market,
+                stops: list[Order], exits: list[Order], price: Decimal,
+                atr_rate: float | None) -> PlaceStop | CloseMarket | None:
+    """The action that puts the right hard stop on the exchange, or None when it is there.
+
+    The trigger is computed once per entry price (ATR-widened when known, the fixed distance
+    otherwise) and kept, moving only to lock breakeven once the runner is active; the amount
+    always equals the position. If the market is already through the trigger, the position is
+    closed at market instead (a stop there would fire at once or be refused).
+    """
+    side = pos.side
+    if meta.stop_trigger is None or meta.stop_entry != pos.entry_price:
+        meta.stop_trigger = stop_trigger(side, pos.entry_price, stop_distance(p, atr_rate), market)
+        meta.stop_entry = pos.entry_price
+    trigger = meta.stop_trigger
+    if meta.runner_active and p.ema_exit_runner_profit_lock_enabled:
+        lock = breakeven_trigger(side, pos.entry_price, p.buy_fee_rate + p.sell_fee_rate, market)
+        better = lock > trigger if side == "long" else lock < trigger
+        if better and stop_is_protective(side, lock, price):
+            trigger = lock
+    amount = stop_amount(pos.contracts, market)
+    current = stops[0] if len(stops) == 1 else None
+    if current is not None and current.amount == amount and current.trigger_price == trigger:
+        return None
+    if not stop_is_protective(side, trigger, price) or emergency_breached(p, side, pos.entry_price, price):
+        intent = f"{meta.pos_id}:stop_breached:{pos.contracts}"
+        return CloseMarket(pos.symbol, side, pos.contracts, client_order_id(profile, pos.symbol, "close", intent),
+                           intent, "stop_breached", tuple(exits + stops))
+    meta.stop_version += 1
+    intent = f"{meta.pos_id}:stop:v{meta.stop_version}"
+    reason = "protect" if not stops else ("resize" if current and current.amount != amount else "move")
+    return PlaceStop(pos.symbol, side, trigger, amount, client_order_id(profile, pos.symbol, "stop", intent),
+                     intent, tuple(stops), tuple(exits), reason)
+
+
+def runner_spec(plan: ExitPlan | None) -> RunnerSpec | None:
+    return None if plan is None else plan.runner

@@ -1,0 +1,497 @@
+"""One profile (long or short) of the engine: reconcile, protect, exit, enter, persist.
+
+A cycle is: compare the exchange snapshot with the stored state and repair differences, plan
+every position's stop and exits, manage entry ladders, pick and size new entries and averaging
+adds, execute the actions (stops first), and save the state in one transaction. Planning reads
+only the snapshot and the state, so a cycle interrupted by a crash is simply planned again on
+restart; the deterministic client ids make the repeated orders the same orders.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any, Callable
+
+from engine.exchange.base import Exchange
+from engine.exchange.client_ids import client_order_id
+from engine.exchange.precision import D, notional
+from engine.exchange.types import Fill, Market, Order, Position
+from engine.risk.averaging import AveragingInput, add_notional, averaging_checks
+from engine.risk.sizing import AccountView, effective_leverage, entry_budget, entry_ladder
+from engine.settings import GlobalSettings, ProfileSettings
+from engine.store.state import LadderMeta, PositionMeta, ProfileState, StateStore
+
+from .actions import Action, Cancel, CloseMarket, PlaceEntry, PlaceStop
+from .codec import decode_plan, encode_plan
+from .events import Decisions, EventBus, Positions, PositionView, Repair, TradeClosed
+from .executor import Executor, Outcome
+from .positions import MarketContext, plan_position, stop_action
+from .snapshot import Snapshot, order_profile
+
+log = logging.getLogger("crot.profile")
+
+
+@dataclass
+class Overlay:
+    """Effects of the macro regime and the cross-exchange reference on one profile."""
+
+    budget_multiplier: float = 1.0
+    ladder_multiplier: float = 1.0
+    entries_allowed: bool = True
+    averaging_allowed: bool = True
+    time_multiplier: float = 1.0
+    reason: str = ""
+
+
+@dataclass
+class CycleInput:
+    snapshot: Snapshot
+    markets: dict[str, Market]
+    decisions: dict[str, Any]  # symbol -> strategy Decision (None when not warm)
+    contexts: dict[str, MarketContext]
+    select: Callable[..., Any]  # the strategy's select_entries
+    entry_context: Callable[..., Any]  # builds the strategy's EntryContext
+    claimed: set[str]  # symbols the other profile holds or just ordered
+    overlay: Overlay = field(default_factory=Overlay)
+    new_candle: bool = True  # entries are only considered on a new closed candle
+    entries_enabled: bool = True  # profile on and not paused
+    averaging_blocked: set[str] = field(default_factory=set)  # reference checks forbid adding
+
+
+@dataclass
+class CycleResult:
+    actions: list[Action]
+    outcomes: list[Outcome]
+    selected: tuple[str, ...]
+    notes: list[str]
+
+
+class ProfileRunner:
+    def __init__(self, side: str, settings: ProfileSettings, exchange: Exchange, store: StateStore,
+                 bus: EventBus, symbols: list[str], glob: GlobalSettings | None = None):
+        self.side = side
+        self.p = settings
+        self.glob = glob or GlobalSettings()
+        self.exchange = exchange
+        self.store = store
+        self.bus = bus
+        self.symbols = list(symbols)
+        self.state = ProfileState()
+        self.executor = Executor(exchange, store, bus, side)
+        self._tiny: set[str] = set()  # tiny partial entries to close this cycle
+        self._foreign_reported: set[str] = set()
+        self.last_decisions: dict[str, Any] = {}
+
+    async def load(self) -> None:
+        self.state = await self.store.load_profile(self.side)
+
+    # -- the cycle -------------------------------------------------------------------------
+    async def cycle(self, ci: CycleInput) -> CycleResult:
+        now = ci.snapshot.now_ms
+        if self.state.last_cycle_ms >= now:
+            return CycleResult([], [], (), ["cycle already done (restart)"])
+        pending = await self.store.load_pending(self.side)
+        notes: list[str] = []
+        frozen_keys: dict[str, str] = {}
+        if pending is not None and pending[0] == now:
+            # A crash interrupted this very cycle: finish its plan (every action is idempotent
+            # by client order id) instead of planning again from a half-changed account.
+            _, text, self.state = pending
+            actions, selected = decode_plan(text)
+            notes.append("resumed the interrupted cycle's plan")
+        else:
+            actions, selected, frozen_keys, notes = await self._plan(ci)
+            await self.store.save_pending(self.side, now, encode_plan(actions, selected), self.state)
+        outcomes = await self.executor.run(actions, now)
+        self._apply(outcomes, frozen_keys)
+        if any(o.ok for o in outcomes):
+            outcomes += await self._verify_stops(ci)
+        self.state.last_cycle_ms = now
+        await self.store.save_profile(self.side, self.state)
+        self._publish_positions(ci)
+        return CycleResult(actions, outcomes, selected, notes)
+
+    async def _verify_stops(self, ci: CycleInput) -> list[Outcome]:
+        """Re-read positions and stops after this cycle's orders: an exit that filled at once,
+        or a market close, changes the size, and the stop must follow before the cycle ends."""
+        if not self.p.hard_stop_loss_enabled:
+            return []
+        now = ci.snapshot.now_ms
+        positions = {p.symbol: p for p in await self.exchange.fetch_positions(None)
+                     if p.side == self.side and p.contracts > 0}
+        orders = [o for o in await self.exchange.fetch_open_orders(None)
+                  if o.is_open and o.reduce_only and order_profile(o) == self.side]
+        actions: list[Action] = []
+        for symbol, pos in sorted(positions.items()):
+            meta, market = self.state.positions.get(symbol), ci.markets.get(symbol)
+            if meta is None or market is None:
+                continue  # a position that appeared this instant is adopted next cycle
+            mine = [o for o in orders if o.symbol == symbol]
+            stops = [o for o in mine if o.kind == "stop_loss"]
+            exits = [o for o in mine if o.kind == "limit"]
+            ctx = ci.contexts.get(symbol, MarketContext())
+            action = stop_action(self.side, self.p, pos, meta, market, stops, exits,
+                                 self._price(ci.snapshot, symbol, pos), ctx.atr_rate)
+            if action is not None:
+                actions.append(action)
+        return await self.executor.run(actions, now) if actions else []
+
+    async def _plan(self, ci: CycleInput) -> tuple[list[Action], tuple[str, ...], dict[str, str], list[str]]:
+        snap, st, now = ci.snapshot, self.state, ci.snapshot.now_ms
+        notes: list[str] = []
+        actions: list[Action] = await self._reconcile(ci)
+        frozen_keys: dict[str, str] = {}
+
+        # 1. positions: stop first, then exits
+        for symbol, pos in sorted(snap.positions.items()):
+            if pos.side != self.side or symbol not in ci.markets:
+                continue
+            meta = st.positions[symbol]
+            market = ci.markets[symbol]
+            orders = [o for o in snap.orders_of(self.side, symbol) if o.reduce_only]
+            price = self._price(snap, symbol, pos)
+            if symbol in self._tiny:
+                c = client_order_id(self.side, symbol, "close", f"{meta.pos_id}:tiny")
+                actions.append(CloseMarket(symbol, self.side, pos.contracts, c, f"{meta.pos_id}:tiny",
+                                           "tiny_entry", tuple(o for o in orders if o.kind == "limit")))
+                continue
+            ctx = ci.contexts.get(symbol, MarketContext())
+            ctx = MarketContext(ctx.atr_rate, ctx.last_candle, ci.overlay.time_multiplier * ctx.time_multiplier,
+                                ctx.tighten)
+            plan = plan_position(self.side, self.p, pos, meta, market, orders, price, now, ctx)
+            actions.extend(plan.actions)
+            notes.extend(f"{symbol}: {n}" for n in plan.notes)
+            if plan.frozen_key:
+                frozen_keys[symbol] = plan.frozen_key
+        self._tiny.clear()
+
+        # 2. entry ladders: stale or invalid ones are cancelled
+        for symbol, ladder in sorted(st.ladders.items()):
+            open_rungs = [o for o in snap.orders_of(self.side, symbol) if not o.reduce_only]
+            decision = ci.decisions.get(symbol)
+            stale = (now - ladder.created_ms) >= self.glob.order_timeout_sec * 1000
+            invalid = decision is not None and not decision.valid
+            if open_rungs and (stale or invalid):
+                for o in open_rungs:
+                    actions.append(Cancel(o, ladder.purpose, "stale" if stale else "signal no longer valid"))
+
+        # 3. new entries and averaging
+        selected: tuple[str, ...] = ()
+        if ci.new_candle:
+            entry_actions, selected = self._entries(ci)
+            actions.extend(entry_actions)
+            actions.extend(self._averaging(ci))
+
+        # stops and emergency closes go out first
+        actions.sort(key=lambda a: 0 if isinstance(a, (PlaceStop, CloseMarket)) else 1)
+        return actions, selected, frozen_keys, notes
+
+    # -- reconciliation ---------------------------------------------------------------------
+    async def _reconcile(self, ci: CycleInput) -> list[Action]:
+        """Repair differences between the stored state and the exchange; returns the cancels
+        of our orders that lost their purpose."""
+        snap, st, now = ci.snapshot, self.state, ci.snapshot.now_ms
+        actions: list[Action] = []
+        for symbol, pos in snap.positions.items():
+            if pos.side != self.side:
+                continue
+            market = ci.markets.get(symbol)
+            if market is None:
+                continue
+            meta = st.positions.get(symbol)
+            value = notional(pos.contracts, pos.entry_price, market)
+            if meta is None:
+                ladder = st.ladders.get(symbol)
+                meta = PositionMeta(symbol, self.side, now, value,
+                                    planned_notional=ladder.planned_notional if ladder else value,
+                                    adopted=ladder is None)
+                st.positions[symbol] = meta
+                if ladder is None:
+                    await self._repair(now, symbol, "position without state",
+                                       "adopted; stop from the fixed distance, ladder re-planned")
+            meta.contracts, meta.entry_price = pos.contracts, pos.entry_price
+        # state without position: the position was closed (stop, exits, liquidation, by hand)
+        for symbol, meta in list(st.positions.items()):
+            if snap.position(symbol, self.side) is None:
+                await self._closed(ci, meta)
+                del st.positions[symbol]
+        # ladders: finished when no rung is open any more
+        for symbol, ladder in list(st.ladders.items()):
+            open_rungs = [o for o in snap.orders_of(self.side, symbol) if not o.reduce_only]
+            if not open_rungs and (now - ladder.created_ms) > 0:
+                del st.ladders[symbol]
+                pos = snap.position(symbol, self.side)
+                if pos is not None and ladder.purpose == "entry" and self.p.tiny_entry_close_enabled:
+                    market = ci.markets[symbol]
+                    value = notional(pos.contracts, self._price(snap, symbol, pos), market)
+                    tiny = value <= D(self.p.tiny_entry_max_notional) or \
+                        value <= ladder.planned_notional * D(self.p.tiny_entry_max_planned_fraction)
+                    if tiny:
+                        await self._repair(now, symbol, "tiny partial entry", "closing at market")
+                        self._tiny.add(symbol)
+        # orders of ours that no longer have a purpose; foreign orders are reported once
+        for o in snap.orders_of(self.side):
+            if o.reduce_only and snap.position(o.symbol, self.side) is None:
+                await self._repair(now, o.symbol, "close order without position", "cancelled")
+                actions.append(Cancel(o, "exit", "orphan"))
+            elif not o.reduce_only and o.symbol not in st.ladders:
+                known = o.client_order_id is not None and await self.store.order_purpose(o.client_order_id)
+                if known:
+                    # Placed by a cycle that did not finish (crash): adopt the whole ladder.
+                    _, purpose, key = known
+                    rungs = [r for r in snap.orders_of(self.side, o.symbol) if not r.reduce_only]
+                    market = ci.markets.get(o.symbol)
+                    planned = sum((notional(r.amount, r.price, market) for r in rungs
+                                   if r.price is not None and market is not None), Decimal(0))
+                    created = o.ts_ms or now
+                    st.ladders[o.symbol] = LadderMeta(o.symbol, created, planned, purpose,
+                                                      key.rsplit(":", 1)[0],
+                                                      [r.client_order_id for r in rungs if r.client_order_id])
+                    if purpose == "entry" and created not in st.ladder_times:
+                        st.ladder_times.append(created)
+                    await self._repair(now, o.symbol, "entry order without ladder state", "adopted")
+                elif o.symbol not in self._foreign_reported:
+                    self._foreign_reported.add(o.symbol)
+                    await self._repair(now, o.symbol, "foreign entry order (not placed by CROT)",
+                                       "left alone; symbol reserved")
+        return actions
+
+    async def _repair(self, now: int, symbol: str, problem: str, action: str) -> None:
+        await self.store.record_repair(now, self.side, symbol, problem, action)
+        self.bus.publish(Repair(now, self.side, symbol, problem, action))
+
+    async def _closed(self, ci: CycleInput, meta: PositionMeta) -> None:
+        now = ci.snapshot.now_ms
+        market = ci.markets.get(meta.symbol)
+        fills: list[Fill] = []
+        try:
+            fills = await self.exchange.fetch_fills([meta.symbol], meta.opened_ms)
+        except Exception as exc:  # the trade is still recorded, with what we know
+            log.warning("fills for %s unavailable: %s", meta.symbol, exc)
+        close_side = "sell" if self.side == "long" else "buy"
+        closing = [f for f in fills if f.side == close_side]
+        qty = sum((f.amount for f in closing), Decimal(0))
+        exit_price = (sum((f.price * f.amount for f in closing), Decimal(0)) / qty) if qty > 0 else meta.entry_price
+        fees = sum((f.fee for f in fills), Decimal(0))
+        opening = [f for f in fills if f.side != close_side]
+        oq = sum((f.amount for f in opening), Decimal(0))
+        entry = (sum((f.price * f.amount for f in opening), Decimal(0)) / oq) if oq > 0 else meta.entry_price
+        size = market.contract_size if market else Decimal(1)
+        sign = 1 if self.side == "long" else -1
+        gross = (exit_price - entry) * qty * size * sign
+        pnl = gross - fees
+        reason = self._close_reason(closing)
+        if await self.store.record_trade(profile=self.side, symbol=meta.symbol, side=self.side,
+                                         opened_ms=meta.opened_ms, closed_ms=now, entry_price=entry,
+                                         exit_price=exit_price, contracts=qty, pnl=pnl, fees=fees,
+                                         reason=reason):
+            self.bus.publish(TradeClosed(now, self.side, meta.symbol, self.side, entry, exit_price, qty, pnl,
+                                         fees, meta.opened_ms, reason))
+        minutes = self.p.post_win_cooldown_minutes_after_close if pnl > 0 else self.p.cooldown_minutes_after_close
+        self.state.cooldown_until[meta.symbol] = now + int(minutes * 60_000)
+
+    def _close_reason(self, closing: list[Fill]) -> str:
+        return "closed" if not closing else "filled"
+
+    # -- entries ---------------------------------------------------------------------------
+    def _account(self, ci: CycleInput, symbol: str, leverage: Decimal) -> AccountView:
+        snap = ci.snapshot
+        bal = snap.balance
+        symbol_margin = Decimal(0)
+        pos = snap.positions.get(symbol)
+        market = ci.markets[symbol]
+        if pos is not None:
+            symbol_margin += notional(pos.contracts, pos.entry_price, market) / leverage
+        for o in snap.orders:
+            if o.symbol == symbol and o.is_open and not o.reduce_only and o.price is not None:
+                symbol_margin += notional(o.remaining, o.price, market) / leverage
+        active = 0
+        for s, p in snap.positions.items():
+            m = ci.markets.get(s)
+            if p.side == self.side and m is not None and \
+                    notional(p.contracts, p.entry_price, m) >= D(self.p.active_position_min_notional_for_slot):
+                active += 1
+        return AccountView(bal.equity, bal.free, bal.used_margin, symbol_margin, active)
+
+    def _entries(self, ci: CycleInput) -> tuple[list[Action], tuple[str, ...]]:
+        snap, st, now = ci.snapshot, self.state, ci.snapshot.now_ms
+        decisions = [d for d in ci.decisions.values() if d is not None]
+        held = snap.symbols_held_by(self.side) | set(st.ladders)
+        unhealthy = self._unhealthy(ci)
+        ctx = ci.entry_context(
+            now_ms=now, held=frozenset(held), reserved_by_other=frozenset(ci.claimed),
+            cooldown_until=dict(st.cooldown_until), recent_ladders_ms=tuple(st.ladder_times),
+            unhealthy_positions=unhealthy, entries_paused=not (ci.entries_enabled and ci.overlay.entries_allowed),
+            allowed_symbols=frozenset(self.symbols))
+        selection = ci.select(decisions, ctx, self.p)
+        self.bus.publish(Decisions(now, self.side, tuple(selection.decisions), selection.chosen_symbols))
+        self.last_decisions = {d.symbol: d for d in selection.decisions}
+        actions: list[Action] = []
+        chosen: list[str] = []
+        extra_margin = Decimal(0)
+        extra_active = 0
+        for d in selection.chosen:
+            symbol = d.symbol
+            market = ci.markets.get(symbol)
+            book = snap.books.get(symbol)
+            if market is None or book is None or not book.valid:
+                continue
+            leverage = effective_leverage(self.p, snap.leverage.get(symbol))
+            acct = self._account(ci, symbol, leverage)
+            acct = AccountView(acct.equity, acct.free_margin - extra_margin, acct.used_margin + extra_margin,
+                               acct.symbol_margin, acct.active_positions + extra_active)
+            multiplier = ci.overlay.budget_multiplier * self._quality_multiplier(d.score)
+            budget = entry_budget(self.p, acct, leverage, multiplier)
+            ref = book.bid if self.side == "long" else book.ask
+            rungs = entry_ladder(self.side, market, budget.notional, ref, self.p.ema_ladder_fractions,
+                                 self.p.ema_ladder_offsets, ci.overlay.ladder_multiplier)
+            if not rungs:
+                continue
+            key = f"{symbol}:entry:{now}"
+            ids = []
+            for r in rungs:
+                cid = client_order_id(self.side, symbol, "entry", f"{key}:{r.index}")
+                ids.append(cid)
+                actions.append(PlaceEntry(symbol, self.side, r.price, r.amount, cid, f"{key}:{r.index}"))
+            planned = sum((r.notional(market) for r in rungs), Decimal(0))
+            st.ladders[symbol] = LadderMeta(symbol, now, planned, "entry", key, ids)
+            st.ladder_times.append(now)
+            extra_margin += planned / leverage
+            extra_active += 1
+            chosen.append(symbol)
+            ci.claimed.add(symbol)
+        window_ms = int(self.p.entry_rate_limit_window_minutes * 60_000)
+        st.ladder_times = [t for t in st.ladder_times if now - t < window_ms]
+        return actions, tuple(chosen)
+
+    def _quality_multiplier(self, score: float) -> float:
+        ref = self.p.entry_quality_budget_reference
+        if ref <= 0:
+            return 1.0
+        q = max(self.p.entry_quality_budget_min_multiplier, min(1.0, score / ref))
+        if self.p.enable_signal_size_scaling:
+            r = max(0.0, min(1.0, score / max(self.p.signal_score_reference, 1e-12)))
+            q *= self.p.signal_budget_min_multiplier + \
+                (self.p.signal_budget_max_multiplier - self.p.signal_budget_min_multiplier) * r
+        return q
+
+    def _unhealthy(self, ci: CycleInput) -> int:
+        """Positions whose signal is gone or that are down by at least one averaging step."""
+        count = 0
+        for symbol, pos in ci.snapshot.positions.items():
+            if pos.side != self.side:
+                continue
+            d = ci.decisions.get(symbol)
+            price = self._price(ci.snapshot, symbol, pos)
+            move = float((price - pos.entry_price) / pos.entry_price) * (1 if self.side == "long" else -1)
+            if (d is not None and not d.valid) or move <= -self.p.ema_averaging_min_drawdown_step:
+                count += 1
+        return count
+
+    def _averaging(self, ci: CycleInput) -> list[Action]:
+        snap, st, now = ci.snapshot, self.state, ci.snapshot.now_ms
+        actions: list[Action] = []
+        if not (ci.entries_enabled and self.p.ema_averaging_enabled):
+            return actions
+        for symbol, pos in sorted(snap.positions.items()):
+            if pos.side != self.side or symbol in st.ladders or symbol in ci.averaging_blocked:
+                continue
+            meta, market, d = st.positions.get(symbol), ci.markets.get(symbol), ci.decisions.get(symbol)
+            book = snap.books.get(symbol)
+            if meta is None or market is None or d is None or book is None or not book.valid:
+                continue
+            orders = snap.orders_of(self.side, symbol)
+            price = self._price(snap, symbol, pos)
+            ctx = ci.contexts.get(symbol, MarketContext())
+            a = AveragingInput(
+                side=self.side, entry_price=pos.entry_price, price=price,
+                position_notional=notional(pos.contracts, price, market), stages_done=meta.stages_done,
+                opened_ms=meta.opened_ms, last_add_ms=meta.last_add_ms, now_ms=now,
+                has_entry_orders=any(not o.reduce_only for o in orders),
+                has_exit_ladder=any(o.reduce_only and o.kind == "limit" for o in orders),
+                in_breakeven=meta.breakeven, add_valid=bool(d.add_valid),
+                pullback_recovered=_gate_passed(d, "pullback_recovery"),
+                macro_allows=ci.overlay.averaging_allowed, atr_rate=ctx.atr_rate,
+                daily_volatility=getattr(d.features, "daily_volatility", None) if d.features else None)
+            checks = averaging_checks(self.p, a)
+            if not all(c.passed for c in checks):
+                continue
+            leverage = effective_leverage(self.p, snap.leverage.get(symbol))
+            wanted = add_notional(self.p, a) / leverage
+            budget = entry_budget(self.p, self._account(ci, symbol, leverage), leverage, wanted_margin=wanted)
+            ref = book.bid if self.side == "long" else book.ask
+            rungs = entry_ladder(self.side, market, budget.notional, ref, (1.0,), (0.0,))
+            if not rungs:
+                continue
+            stage = meta.stages_done + 1
+            key = f"{meta.pos_id}:add{stage}"
+            r = rungs[0]
+            cid = client_order_id(self.side, symbol, "add", key)
+            actions.append(PlaceEntry(symbol, self.side, r.price, r.amount, cid, key, purpose="add"))
+            st.ladders[symbol] = LadderMeta(symbol, now, r.notional(market), "add", key, [cid])
+            meta.stages_done, meta.last_add_ms = stage, now
+        return actions
+
+    # -- after execution ----------------------------------------------------------------------
+    def _apply(self, outcomes: list[Outcome], frozen_keys: dict[str, str]) -> None:
+        st = self.state
+        frozen = {getattr(o.action, "symbol", None) for o in outcomes if o.status == "frozen"}
+        for symbol, key in frozen_keys.items():
+            if symbol in st.positions:
+                # Remember a refused ladder so it is not re-sent until size or orders change.
+                st.positions[symbol].frozen_signature = key if symbol in frozen else ""
+                if symbol in frozen:
+                    st.positions[symbol].exit_phase = ""
+        for o in outcomes:
+            a = o.action
+            if isinstance(a, PlaceEntry) and o.status != "done" and a.symbol in st.ladders:
+                ladder = st.ladders[a.symbol]
+                if a.client_order_id in ladder.client_ids:
+                    ladder.client_ids.remove(a.client_order_id)
+                if not ladder.client_ids:
+                    del st.ladders[a.symbol]
+                    if a.purpose == "add" and a.symbol in st.positions:
+                        meta = st.positions[a.symbol]
+                        meta.stages_done = max(0, meta.stages_done - 1)
+
+    # -- views -------------------------------------------------------------------------------
+    @staticmethod
+    def _price(snap: Snapshot, symbol: str, pos: Position | None = None) -> Decimal:
+        book = snap.books.get(symbol)
+        if book is not None and book.mid is not None:
+            return book.mid
+        if pos is not None and pos.mark_price:
+            return pos.mark_price
+        return pos.entry_price if pos is not None else Decimal(0)
+
+    def _publish_positions(self, ci: CycleInput) -> None:
+        snap = ci.snapshot
+        views = []
+        for symbol, pos in sorted(snap.positions.items()):
+            if pos.side != self.side or symbol not in ci.markets:
+                continue
+            meta = self.state.positions.get(symbol)
+            market = ci.markets[symbol]
+            price = self._price(snap, symbol, pos)
+            stops = [o for o in snap.orders_of(self.side, symbol) if o.kind == "stop_loss"]
+            stop_price = meta.stop_trigger if meta and meta.stop_trigger else (
+                stops[0].trigger_price if stops else None)
+            dist = float(abs(price - stop_price) / price) if stop_price and price else None
+            exits = [o for o in snap.orders_of(self.side, symbol) if o.kind == "limit" and o.reduce_only]
+            sign = 1 if self.side == "long" else -1
+            upnl = (price - pos.entry_price) * pos.contracts * market.contract_size * sign
+            views.append(PositionView(self.side, symbol, self.side, pos.contracts, pos.entry_price, price,
+                                      notional(pos.contracts, price, market), upnl, stop_price, dist,
+                                      meta.exit_phase.split("|")[0] if meta and meta.exit_phase else "normal",
+                                      meta.stages_done if meta else 0, len(exits),
+                                      bool(meta and meta.runner_active), meta.opened_ms if meta else ci.snapshot.now_ms))
+        self.bus.publish(Positions(ci.snapshot.now_ms, self.side, tuple(views)))
+
+
+def _gate_passed(decision: Any, name: str) -> bool:
+    for g in getattr(decision, "gates", ()):
+        if g.name == name:
+            return bool(g.passed)
+    return False

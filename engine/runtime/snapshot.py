@@ -1,0 +1,59 @@
+"""One consistent read of the account per cycle, shared by both profiles.
+
+Batched: one balance read, one positions read, one open-orders read (normal and stop orders)
+and one book read for all symbols. In one-way mode the side of an order tells whose it is: a
+non-reduce-only buy is a long entry, a reduce-only sell a long exit or stop; the mirror for
+shorts. So both profiles can share the account without a lookup per order.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+from engine.exchange.base import Exchange
+from engine.exchange.types import Balance, BookTop, Order, Position
+
+SIDES = ("long", "short")
+
+
+def order_profile(order: Order) -> str:
+    """Which profile an order belongs to, from its side and reduce-only flag."""
+    if order.reduce_only:
+        return "long" if order.side == "sell" else "short"
+    return "long" if order.side == "buy" else "short"
+
+
+@dataclass
+class Snapshot:
+    now_ms: int
+    balance: Balance
+    positions: dict[str, Position]  # by symbol (one-way mode: one position per symbol)
+    orders: list[Order]
+    books: dict[str, BookTop] = field(default_factory=dict)
+    leverage: dict[str, Decimal | None] = field(default_factory=dict)
+
+    def position(self, symbol: str, side: str) -> Position | None:
+        pos = self.positions.get(symbol)
+        return pos if pos is not None and pos.side == side else None
+
+    def orders_of(self, profile: str, symbol: str | None = None) -> list[Order]:
+        return [o for o in self.orders if o.is_open and order_profile(o) == profile
+                and (symbol is None or o.symbol == symbol)]
+
+    def symbols_held_by(self, profile: str) -> set[str]:
+        held = {s for s, p in self.positions.items() if p.side == profile}
+        held |= {o.symbol for o in self.orders if o.is_open and order_profile(o) == profile}
+        return held
+
+
+async def read_snapshot(exchange: Exchange, symbols: list[str], now_ms: int) -> Snapshot:
+    balance = await exchange.fetch_balance()
+    positions = await exchange.fetch_positions(None)
+    orders = await exchange.fetch_open_orders(None)
+    books = await exchange.fetch_order_book_top(symbols) if symbols else {}
+    by_symbol: dict[str, Position] = {}
+    for p in positions:
+        if p.contracts > 0:
+            by_symbol[p.symbol] = p
+    return Snapshot(now_ms, balance, by_symbol, list(orders), dict(books))

@@ -1,0 +1,259 @@
+"""Durable trading state in SQLite (aiosqlite, WAL): positions, entry ladders, orders, trades.
+
+What the exchange cannot tell us after a restart (when a position opened, its initial size,
+how many averaging stages were used, the runner's best price, cooldowns, recent ladders) lives
+here. Each profile's state is written in one transaction per cycle; an order intent is written
+before the order is sent and updated after, so a crash between the two is found again through
+the order's deterministic client id.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import aiosqlite
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS positions (
+    profile TEXT NOT NULL, symbol TEXT NOT NULL, data TEXT NOT NULL,
+    PRIMARY KEY (profile, symbol));
+CREATE TABLE IF NOT EXISTS ladders (
+    profile TEXT NOT NULL, symbol TEXT NOT NULL, data TEXT NOT NULL,
+    PRIMARY KEY (profile, symbol));
+CREATE TABLE IF NOT EXISTS profile_kv (
+    profile TEXT NOT NULL, key TEXT NOT NULL, value TEXT NOT NULL,
+    PRIMARY KEY (profile, key));
+CREATE TABLE IF NOT EXISTS orders (
+    client_order_id INTEGER PRIMARY KEY, profile TEXT NOT NULL, symbol TEXT NOT NULL,
+    purpose TEXT NOT NULL, intent_key TEXT NOT NULL, side TEXT NOT NULL, price TEXT,
+    amount TEXT NOT NULL, status TEXT NOT NULL, exchange_id TEXT, created_ms INTEGER NOT NULL,
+    updated_ms INTEGER NOT NULL, note TEXT NOT NULL DEFAULT '');
+CREATE INDEX IF NOT EXISTS orders_profile_status ON orders (profile, status);
+CREATE TABLE IF NOT EXISTS trades (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, profile TEXT NOT NULL, symbol TEXT NOT NULL,
+    side TEXT NOT NULL, opened_ms INTEGER NOT NULL, closed_ms INTEGER NOT NULL,
+    entry_price TEXT NOT NULL, exit_price TEXT NOT NULL, contracts TEXT NOT NULL,
+    pnl TEXT NOT NULL, fees TEXT NOT NULL, reason TEXT NOT NULL,
+    UNIQUE (profile, symbol, opened_ms));
+CREATE TABLE IF NOT EXISTS pending (
+    profile TEXT PRIMARY KEY, now_ms INTEGER NOT NULL, plan TEXT NOT NULL, state TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS repairs (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, ts_ms INTEGER NOT NULL, profile TEXT NOT NULL,
+    symbol TEXT NOT NULL, problem TEXT NOT NULL, action TEXT NOT NULL);
+"""
+
+
+def _enc(obj: Any) -> Any:
+    if isinstance(obj, Decimal):
+        return {"$d": format(obj, "f")}
+    raise TypeError(f"cannot store {type(obj).__name__}")
+
+
+def _dec(obj: dict[str, Any]) -> Any:
+    if set(obj) == {"$d"}:
+        return Decimal(obj["$d"])
+    return obj
+
+
+def dumps(value: Any) -> str:
+    return json.dumps(value, default=_enc, sort_keys=True, separators=(",", ":"))
+
+
+def loads(text: str) -> Any:
+    return json.loads(text, object_hook=_dec)
+
+
+@dataclass
+class PositionMeta:
+    """What we remember about one open position beyond what the exchange reports."""
+
+    symbol: str
+    side: str
+    opened_ms: int
+    initial_notional: Decimal
+    planned_notional: Decimal = Decimal(0)
+    stages_done: int = 0
+    last_add_ms: int | None = None
+    runner_active: bool = False
+    runner_best: Decimal | None = None
+    breakeven: bool = False
+    runner_candle_ts: int = 0
+    runner_cid: int = 0  # client id of the runner's resting take-profit
+    stop_version: int = 0
+    stop_trigger: Decimal | None = None
+    stop_entry: Decimal | None = None  # entry price the stop was computed for
+    exit_version: int = 0
+    exit_phase: str = ""
+    ladder_base: Decimal = Decimal(0)  # position size the exit ladder was planned for
+    frozen_signature: str = ""
+    contracts: Decimal = Decimal(0)  # size seen at the last cycle
+    entry_price: Decimal = Decimal(0)
+    adopted: bool = False  # found on the exchange without local state
+
+    @property
+    def pos_id(self) -> str:
+        return f"{self.symbol}@{self.opened_ms}"
+
+
+@dataclass
+class LadderMeta:
+    """A live entry (or averaging) ladder: when it went out and what it was meant to buy."""
+
+    symbol: str
+    created_ms: int
+    planned_notional: Decimal
+    purpose: str  # entry | add
+    key: str  # intent key prefix of its orders
+    client_ids: list[int] = field(default_factory=list)
+
+
+@dataclass
+class ProfileState:
+    positions: dict[str, PositionMeta] = field(default_factory=dict)
+    ladders: dict[str, LadderMeta] = field(default_factory=dict)
+    cooldown_until: dict[str, int] = field(default_factory=dict)
+    ladder_times: list[int] = field(default_factory=list)
+    last_cycle_ms: int = 0
+
+
+def state_to_json(st: ProfileState) -> str:
+    return dumps({"positions": {k: asdict(v) for k, v in st.positions.items()},
+                  "ladders": {k: asdict(v) for k, v in st.ladders.items()},
+                  "cooldown_until": st.cooldown_until, "ladder_times": st.ladder_times,
+                  "last_cycle_ms": st.last_cycle_ms})
+
+
+def state_from_json(text: str) -> ProfileState:
+    d = loads(text)
+    return ProfileState(
+        positions={k: PositionMeta(**v) for k, v in d["positions"].items()},
+        ladders={k: LadderMeta(**v) for k, v in d["ladders"].items()},
+        cooldown_until={k: int(v) for k, v in d["cooldown_until"].items()},
+        ladder_times=[int(t) for t in d["ladder_times"]],
+        last_cycle_ms=int(d["last_cycle_ms"]))
+
+
+class StateStore:
+    def __init__(self, db: aiosqlite.Connection):
+        self.db = db
+
+    @classmethod
+    async def open(cls, path: str | Path) -> "StateStore":
+        if str(path) != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        db = await aiosqlite.connect(str(path), isolation_level=None)
+        await db.execute("PRAGMA journal_mode=WAL")
+        await db.execute("PRAGMA synchronous=NORMAL")
+        await db.execute("PRAGMA busy_timeout=5000")
+        await db.executescript(SCHEMA)
+        return cls(db)
+
+    async def close(self) -> None:
+        await self.db.close()
+
+    async def load_profile(self, profile: str) -> ProfileState:
+        st = ProfileState()
+        async with self.db.execute("SELECT symbol, data FROM positions WHERE profile=?", (profile,)) as cur:
+            async for symbol, data in cur:
+                st.positions[symbol] = PositionMeta(**loads(data))
+        async with self.db.execute("SELECT symbol, data FROM ladders WHERE profile=?", (profile,)) as cur:
+            async for symbol, data in cur:
+                st.ladders[symbol] = LadderMeta(**loads(data))
+        async with self.db.execute("SELECT key, value FROM profile_kv WHERE profile=?", (profile,)) as cur:
+            kv = {k: loads(v) async for k, v in cur}
+        st.cooldown_until = {k: int(v) for k, v in kv.get("cooldown_until", {}).items()}
+        st.ladder_times = [int(t) for t in kv.get("ladder_times", [])]
+        st.last_cycle_ms = int(kv.get("last_cycle_ms", 0))
+        return st
+
+    async def save_pending(self, profile: str, now_ms: int, plan: str, st: ProfileState) -> None:
+        """Write-ahead: the cycle's planned actions and the state they lead to, saved before
+        any of them is sent. A crash mid-cycle resumes this plan instead of planning anew."""
+        await self.db.execute(
+            "INSERT OR REPLACE INTO pending (profile, now_ms, plan, state) VALUES (?,?,?,?)",
+            (profile, now_ms, plan, state_to_json(st)))
+
+    async def load_pending(self, profile: str) -> tuple[int, str, ProfileState] | None:
+        async with self.db.execute("SELECT now_ms, plan, state FROM pending WHERE profile=?", (profile,)) as cur:
+            row = await cur.fetchone()
+        return None if row is None else (int(row[0]), row[1], state_from_json(row[2]))
+
+    async def save_profile(self, profile: str, st: ProfileState) -> None:
+        """Replace the profile's state and clear its pending plan, in one transaction."""
+        await self.db.execute("BEGIN IMMEDIATE")
+        try:
+            await self.db.execute("DELETE FROM pending WHERE profile=?", (profile,))
+            await self.db.execute("DELETE FROM positions WHERE profile=?", (profile,))
+            await self.db.execute("DELETE FROM ladders WHERE profile=?", (profile,))
+            await self.db.executemany(
+                "INSERT INTO positions (profile, symbol, data) VALUES (?, ?, ?)",
+                [(profile, s, dumps(asdict(m))) for s, m in st.positions.items()])
+            await self.db.executemany(
+                "INSERT INTO ladders (profile, symbol, data) VALUES (?, ?, ?)",
+                [(profile, s, dumps(asdict(m))) for s, m in st.ladders.items()])
+            await self.db.executemany(
+                "INSERT OR REPLACE INTO profile_kv (profile, key, value) VALUES (?, ?, ?)",
+                [(profile, "cooldown_until", dumps(st.cooldown_until)),
+                 (profile, "ladder_times", dumps(st.ladder_times)),
+                 (profile, "last_cycle_ms", dumps(st.last_cycle_ms))])
+            await self.db.execute("COMMIT")
+        except BaseException:
+            await self.db.execute("ROLLBACK")
+            raise
+
+    async def record_intent(self, *, client_order_id: int, profile: str, symbol: str, purpose: str,
+                            intent_key: str, side: str, price: Decimal | None, amount: Decimal,
+                            now_ms: int) -> None:
+        """Written before an order is sent; a repeat of the same intent is a no-op."""
+        await self.db.execute(
+            "INSERT OR IGNORE INTO orders (client_order_id, profile, symbol, purpose, intent_key, side,"
+            " price, amount, status, created_ms, updated_ms) VALUES (?,?,?,?,?,?,?,?,'sending',?,?)",
+            (client_order_id, profile, symbol, purpose, intent_key, side,
+             None if price is None else format(price, "f"), format(amount, "f"), now_ms, now_ms))
+
+    async def update_order(self, client_order_id: int, status: str, now_ms: int,
+                           exchange_id: str | None = None, note: str = "") -> None:
+        await self.db.execute(
+            "UPDATE orders SET status=?, updated_ms=?, exchange_id=COALESCE(?, exchange_id),"
+            " note=CASE WHEN ?='' THEN note ELSE ? END WHERE client_order_id=?",
+            (status, now_ms, exchange_id, note, note, client_order_id))
+
+    async def order_purpose(self, client_order_id: int) -> tuple[str, str, str] | None:
+        """(profile, purpose, intent_key) of one of our orders, or None if it is not ours."""
+        async with self.db.execute(
+                "SELECT profile, purpose, intent_key FROM orders WHERE client_order_id=?",
+                (client_order_id,)) as cur:
+            row = await cur.fetchone()
+        return None if row is None else (row[0], row[1], row[2])
+
+    async def record_trade(self, *, profile: str, symbol: str, side: str, opened_ms: int, closed_ms: int,
+                           entry_price: Decimal, exit_price: Decimal, contracts: Decimal, pnl: Decimal,
+                           fees: Decimal, reason: str) -> bool:
+        """Returns False when this trade was already recorded (a replayed close after restart)."""
+        cur = await self.db.execute(
+            "INSERT OR IGNORE INTO trades (profile, symbol, side, opened_ms, closed_ms, entry_price,"
+            " exit_price, contracts, pnl, fees, reason) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+            (profile, symbol, side, opened_ms, closed_ms, format(entry_price, "f"), format(exit_price, "f"),
+             format(contracts, "f"), format(pnl, "f"), format(fees, "f"), reason))
+        return cur.rowcount == 1
+
+    async def trades(self, profile: str | None = None) -> list[dict[str, Any]]:
+        sql = "SELECT profile, symbol, side, opened_ms, closed_ms, entry_price, exit_price, contracts, pnl," \
+              " fees, reason FROM trades"
+        args: tuple[Any, ...] = ()
+        if profile:
+            sql += " WHERE profile=?"
+            args = (profile,)
+        sql += " ORDER BY closed_ms, id"
+        async with self.db.execute(sql, args) as cur:
+            cols = [d[0] for d in cur.description]
+            return [dict(zip(cols, row)) async for row in cur]
+
+    async def record_repair(self, ts_ms: int, profile: str, symbol: str, problem: str, action: str) -> None:
+        await self.db.execute(
+            "INSERT INTO repairs (ts_ms, profile, symbol, problem, action) VALUES (?,?,?,?,?)",
+            (ts_ms, profile, symbol, problem, action))
