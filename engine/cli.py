@@ -8,6 +8,8 @@ from __future__ import annotations
 import argparse
 import fnmatch
 import sys
+import time
+from pathlib import Path
 
 from engine.settings import SIDES, SettingsError, catalog, file_warnings, load_settings, value_of
 from engine.settings.envfile import atomic_write_text
@@ -90,9 +92,14 @@ def cmd_replay(args: argparse.Namespace) -> int:
     settings = _load(args.env, missing_ok=args.env == ".env")
     data = args.data or str(DEMO_DATA)
     symbols = args.symbols.split(",") if args.symbols else (DEMO_SYMBOLS if not args.data else None)
+    out = Path(args.out) if args.out else Path(settings.glob.data_dir) / time.strftime(
+        "replay-%Y%m%d-%H%M%S", time.gmtime())
     summary = asyncio.run(replay_with_progress(settings, data_dir=data, symbols=symbols, db_path=args.db,
-                                               max_steps=args.steps, quiet=args.quiet))
+                                               max_steps=args.steps, quiet=args.quiet,
+                                               audit_dir=None if args.no_record else out))
     print_replay_summary(summary)
+    if not args.no_record:
+        print(f"record written to {out} (analyse it with: crot analyze --run {out})")
     return 0
 
 
@@ -124,7 +131,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--db", default=":memory:", help="SQLite file for the run's state and trades")
     p.add_argument("--steps", type=int, help="stop after this many 5m steps")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--out", help="folder for the run's audit record (default: <DATA_DIR>/replay-<time>)")
+    p.add_argument("--no-record", action="store_true", help="do not write the audit record (faster)")
     p.set_defaults(func=cmd_replay)
+
+    from engine.analysis.cli import add_analyze_parser
+
+    add_analyze_parser(sub)
 
     p = sub.add_parser("watchdog", help="run a command (default: crot-tui --no-ui) and restart it when it "
                        "exits or its heartbeat stalls", add_help=False)

@@ -15,7 +15,7 @@ import pytest
 from engine.exchange.sim import SimConfig
 from engine.runtime.events import EventBus, OrderEvent, TradeClosed
 from engine.runtime.replay import DEMO_SYMBOLS, run_replay
-from engine.runtime.snapshot import order_profile
+from invariants import Invariants
 from engine.settings import Settings
 
 SYMBOLS = DEMO_SYMBOLS[:6]
@@ -24,58 +24,6 @@ STEPS = 2600  # ~9 days of 5m candles: past the 1h EMA120 warm-up (5 days) with 
 
 def sim_config(settings: Settings) -> SimConfig:
     return SimConfig(initial_wallet=Decimal("1000"), stops_reserve_closeable=False)
-
-
-class Invariants:
-    def __init__(self, settings: Settings):
-        self.p = settings.side("long")
-        self.sim = None
-        self.checked = 0
-        self.max_positions = 0
-        self.peak_equity = Decimal(0)
-
-    def wrap(self, sim):
-        self.sim = sim
-        return sim
-
-    async def __call__(self, step: int, total: int) -> None:
-        sim = self.sim
-        positions = {p.symbol: p for p in await sim.fetch_positions()}
-        orders = [o for o in await sim.fetch_open_orders() if o.is_open]
-        equity = sim.equity()
-        self.peak_equity = max(self.peak_equity, equity)
-        self.max_positions = max(self.max_positions, len(positions))
-        lev = min(Decimal(self.p.leverage), sim.config.default_leverage)
-        total_committed = Decimal(0)
-        for symbol in {o.symbol for o in orders} | set(positions):
-            pos = positions.get(symbol)
-            mine = [o for o in orders if o.symbol == symbol]
-            stops = [o for o in mine if o.kind == "stop_loss"]
-            closes = [o for o in mine if o.reduce_only and o.kind == "limit"]
-            entries = [o for o in mine if not o.reduce_only]
-            market = sim.market(symbol)
-            if pos is not None:
-                # an exchange-side stop, sized to the position, on the losing side
-                assert len(stops) == 1, (step, symbol, stops)
-                assert stops[0].amount == pos.contracts, (step, symbol, stops[0], pos)
-                assert stops[0].reduce_only
-                assert order_profile(stops[0]) == pos.side
-                assert sum(o.remaining for o in closes) <= pos.contracts
-                assert all(order_profile(o) == pos.side for o in mine), (step, symbol, mine)
-            else:
-                assert not stops and not closes, (step, symbol, mine)
-            # never both sides on one coin
-            assert len({order_profile(o) for o in entries}) <= 1, (step, symbol, entries)
-            committed = sum((o.remaining * o.price * market.contract_size for o in entries), Decimal(0))
-            if pos is not None:
-                committed += pos.contracts * pos.entry_price * market.contract_size
-            margin = committed / lev
-            assert margin <= self.peak_equity * Decimal(str(self.p.ema_max_position_margin_fraction)) * Decimal(
-                "1.001"), (step, symbol, margin)
-            total_committed += margin
-        assert total_committed <= self.peak_equity * Decimal(str(self.p.ema_max_total_margin_fraction)) * Decimal(
-            "1.001")
-        self.checked += 1
 
 
 async def test_replay_keeps_every_invariant_and_trades():

@@ -170,6 +170,13 @@ class DuplicateClientOrderId(OrderRejected):
     """The client order id is already used: the order exists, look it up instead of re-sending."""
 
 
+class MalformedResponse(ExchangeError):
+    """The venue answered with data that cannot be right (missing, NaN or negative fields).
+
+    Not transient and never guessed around: the step that read it does nothing, so no order is
+    sent on numbers that cannot be trusted; the next poll reads again."""
+
+
 class AuthError(ExchangeError):
     pass
 

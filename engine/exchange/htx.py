@@ -64,6 +64,7 @@ from .precision import (
     round_stop_trigger,
 )
 from .retry import RetryPolicy, place_idempotent, retry_read
+from .validate import check_balance, check_order, check_position
 from .types import (
     ALGO_KINDS,
     Balance,
@@ -160,6 +161,14 @@ def _item_error(info: Any) -> E.ExchangeError | None:
     if not isinstance(info, Mapping) or info.get("code") in (None, "", 200, "200"):
         return None
     return map_ccxt_error(ccxt.ExchangeError("htx " + json.dumps(dict(info), default=str)), VENUE)
+
+
+def _parsed(what: str, parse: Callable[[Any], T], raw: Any) -> T:
+    """Run a parser on one venue record; a record it cannot read is a typed error, not a crash."""
+    try:
+        return parse(raw)
+    except (ArithmeticError, ValueError, TypeError, KeyError, AttributeError) as exc:
+        raise E.MalformedResponse(f"unreadable {what} record ({type(exc).__name__})", venue=VENUE) from None
 
 
 def _first(info: Mapping[str, Any], *keys: str) -> Decimal | None:
@@ -312,15 +321,17 @@ class HtxExchange:
                 detail = row
                 break
         source = detail or data
-        equity = _first(source, "equity") or Decimal(0)
-        return Balance(
+        equity = _first(source, "equity")
+        if equity is None:
+            raise E.MalformedResponse("balance without equity", venue=VENUE)
+        return check_balance(Balance(
             equity=equity,
             free=_first(source, "available_margin", "available") or Decimal(0),
             used_margin=_first(source, "initial_margin") or Decimal(0),
             unrealized_pnl=_first(source, "profit_unreal") or Decimal(0),
             currency="USDT",
             ts_ms=_as_int_id(info.get("ts")),
-        )
+        ))
 
     async def fetch_positions(self, symbols: Sequence[str] | None = None) -> list[Position]:
         await self._ensure_markets()
@@ -328,13 +339,13 @@ class HtxExchange:
         wanted = set(symbols) if symbols is not None else None
         result = []
         for p in raw:
-            position = self._parse_position(p)
+            position = _parsed("position", self._parse_position, p)
             if position is None or (wanted is not None and position.symbol not in wanted):
                 continue
             if position.symbol not in self._markets:
                 log.warning("htx: position on %s, a market this adapter does not trade", position.symbol)
                 continue
-            result.append(position)
+            result.append(check_position(position))
         return result
 
     @staticmethod
@@ -371,7 +382,7 @@ class HtxExchange:
             for raw in page:
                 if raw.get("symbol") not in self._markets:
                     continue  # e.g. a dated linear future: not a market this adapter trades
-                order = self._parse_order(raw)
+                order = check_order(_parsed("order", self._parse_order, raw))
                 if wanted is not None and order.symbol not in wanted:
                     continue
                 seen[f"{order.is_algo}:{order.id}"] = order

@@ -276,6 +276,7 @@ class CcxtFeed:
         max_concurrency: int = 8,
         close_delay_ms: int = 2000,
         retryable: tuple[type[BaseException], ...] | None = None,
+        by_window: bool = False,
     ):
         if len(set(symbols)) != len(symbols):
             raise ValueError("duplicate symbols")
@@ -288,6 +289,7 @@ class CcxtFeed:
         self.warmup_candles = warmup_candles
         self.page_limit = page_limit
         self.close_delay_ms = close_delay_ms
+        self.by_window = by_window  # True for HTX contracts (see _poll_symbol)
         self._sem = asyncio.Semaphore(max_concurrency)
         self._retryable = retryable if retryable is not None else _default_retryable()
         self._last_ts: dict[str, int | None] = dict.fromkeys(self._symbols)
@@ -341,7 +343,14 @@ class CcxtFeed:
             try:
                 async with self._sem:
                     self.requests += 1
-                    page = await self.exchange.fetch_ohlcv(symbol, self._timeframe, since=since, limit=limit)
+                    if self.by_window:
+                        # HTX contracts: with `size` the venue ignores from/to and returns the
+                        # newest candles, so ask by window (ccxt sends from=since, to=until).
+                        until = since + (limit - 1) * tf
+                        page = await self.exchange.fetch_ohlcv(symbol, self._timeframe, since=since,
+                                                               params={"until": until})
+                    else:
+                        page = await self.exchange.fetch_ohlcv(symbol, self._timeframe, since=since, limit=limit)
             except self._retryable as exc:
                 error = exc
                 break

@@ -24,7 +24,7 @@ from engine.settings import Settings
 from engine.store.state import StateStore
 from engine.strategy import EntryContext, FeatureEngine, evaluate, select_entries
 
-from .events import Account, CycleStats, EngineStatus, ErrorEvent, EventBus
+from .events import Account, CycleStats, EngineStatus, ErrorEvent, EventBus, TradeClosed
 from .positions import MarketContext
 from .profile import CycleInput, Overlay, ProfileRunner
 from .snapshot import read_snapshot
@@ -62,6 +62,7 @@ class Engine:
         self.reference_feed = reference_feed
         self.realized = Decimal(0)
         self.fees = Decimal(0)
+        bus.subscribe(self._on_event)
         self.cycles = 0
         self.base_tf = settings.side("long").ema_trigger_timeframe
 
@@ -95,6 +96,11 @@ class Engine:
                 fe.on_candles(symbol, self.base_tf, candles)
             if candles:
                 self.last_candles[symbol] = candles[-1]
+
+    def _on_event(self, ev: Any) -> None:
+        if isinstance(ev, TradeClosed):
+            self.realized += ev.pnl
+            self.fees += ev.fees
 
     # -- commands (the UI's and the CLI's only way in) -------------------------------------------
     def set_profile(self, side: str, enabled: bool) -> None:
@@ -143,7 +149,7 @@ class Engine:
                 self.bus.publish(regime)
             self.overlays[side] = self.macro[side].overlay(side)
             extra = self._extra_gates(side, now_ms) if new_candle else {}
-            decisions = self._decisions(side, extra) if new_candle else {}
+            decisions = self._decisions(side, extra, now_ms - self.step_ms) if new_candle else {}
             contexts = self._contexts(side, now_ms)
             no_averaging = {s for s in self.symbols if not self.reference.averaging_allowed(side, s, now_ms, p)[0]}
             ci = CycleInput(snapshot=snapshot, markets=self.markets, decisions=decisions, contexts=contexts,
@@ -191,18 +197,15 @@ class Engine:
             out[symbol] = (macro_gate, *r.gates)
         return out
 
-    def _decisions(self, side: str, extra: dict[str, tuple[Any, ...]]) -> dict[str, Any]:
+    def _decisions(self, side: str, extra: dict[str, tuple[Any, ...]], candle_ts: int) -> dict[str, Any]:
+        """Decisions for the symbols whose candle opening at `candle_ts` has closed; a symbol
+        whose candle is missing (a gap) is not evaluated on stale features."""
         fe = self.features[side]
         p = self.settings.side(side)
-        btc = fe.benchmark()  # neutral when the pairs are quoted in the benchmark (BTC-quoted data)
-        out: dict[str, Any] = {}
-        for symbol in self.symbols:
-            f = fe.features(symbol)
-            if f is None:
-                out[symbol] = None
-                continue
-            out[symbol] = evaluate(side, f, btc, p, extra.get(symbol, ()))
-        return out
+        fresh = fe.features_all(self.symbols, ts_ms=candle_ts)
+        btc = fe.benchmark(candle_ts)  # neutral when the pairs are quoted in BTC (the demo data)
+        return {symbol: (evaluate(side, fresh[symbol], btc, p, extra.get(symbol, ())) if symbol in fresh else None)
+                for symbol in self.symbols}
 
     def _contexts(self, side: str, now_ms: int) -> dict[str, MarketContext]:
         fe = self.features[side]

@@ -131,6 +131,28 @@ class Positions(Event):
 
 
 @dataclass(frozen=True)
+class StopView:
+    symbol: str
+    client_order_id: int | None
+    trigger: Decimal | None
+    amount: Decimal
+    side: str  # the order side (sell closes a long)
+    placed_ms: int = 0
+
+    def to_record(self) -> dict[str, Any]:
+        return {k: _plain(v) for k, v in asdict(self).items()}
+
+
+@dataclass(frozen=True)
+class Stops(Event):
+    """The stop-loss orders resting on the exchange for one profile, as read this cycle."""
+
+    kind: ClassVar[str] = "stops"
+    profile: str
+    stops: tuple[StopView, ...]
+
+
+@dataclass(frozen=True)
 class Account(Event):
     kind: ClassVar[str] = "account"
     equity: Decimal

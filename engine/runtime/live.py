@@ -10,6 +10,7 @@ lets the current step finish and leaves every stop on the exchange.
 from __future__ import annotations
 
 import asyncio
+import logging
 import math
 import time
 from dataclasses import dataclass
@@ -30,6 +31,7 @@ from .events import EngineStatus, ErrorEvent, EventBus
 from .lock import InstanceLock
 
 BENCHMARK = "BTC/USDT:USDT"
+log = logging.getLogger("crot.live")
 
 
 def coin_symbols(coins: tuple[str, ...]) -> list[str]:
@@ -70,17 +72,25 @@ async def build_parts(settings: Settings, symbols: list[str], paper: bool) -> Li
     htx = HtxExchange(HtxConfig(api_key=key if not paper else "", secret=secret if not paper else "",
                                 hostnames=tuple(g.contract_hostnames) or ("api.hbdm.vn", "api.hbdm.com"),
                                 timeout_ms=g.timeout_ms))
-    feed_symbols = list(dict.fromkeys([*symbols, BENCHMARK]))
-    feed = CcxtFeed(htx._ccxt, feed_symbols, settings.side("long").ema_trigger_timeframe,
-                    warmup_candles=warmup_candles(settings))
     reference = MexcReference() if g.external_price_enabled else None
     closers: tuple[Any, ...] = (htx,) + ((reference,) if reference else ())
-    if not paper:
-        return LiveParts(htx, feed, reference, None, closers)
-    markets = await htx.load_markets()
-    sim = SimulatedExchange([markets[s] for s in symbols if s in markets],
-                            SimConfig(initial_wallet=D(g.dry_run_equity), stops_reserve_closeable=False))
-    return LiveParts(sim, feed, reference, sim, closers)
+    try:
+        feed_symbols = list(dict.fromkeys([*symbols, BENCHMARK]))
+        feed = CcxtFeed(htx._ccxt, feed_symbols, settings.side("long").ema_trigger_timeframe,
+                        warmup_candles=warmup_candles(settings), by_window=True)
+        if not paper:
+            return LiveParts(htx, feed, reference, None, closers)
+        markets = await htx.load_markets()
+        sim = SimulatedExchange([markets[s] for s in symbols if s in markets],
+                                SimConfig(initial_wallet=D(g.dry_run_equity), stops_reserve_closeable=False))
+        return LiveParts(sim, feed, reference, sim, closers)
+    except BaseException:
+        for c in closers:  # never leave a client session open behind a failed start
+            try:
+                await c.close()
+            except Exception:
+                pass
+        raise
 
 
 async def run_live(
@@ -112,6 +122,11 @@ async def run_live(
     lock = InstanceLock(db.parent).acquire()  # one bot per state folder
     heartbeat = db.parent / "heartbeat"
     store = await StateStore.open(db)
+    from engine.store.audit import AuditWriter
+
+    audit = AuditWriter.from_settings(settings, db.parent / mode)
+    bus.subscribe(audit)
+    flusher = asyncio.create_task(audit.run_flusher(2.0))
     steps = 0
     try:
         engine = Engine(settings, parts.exchange, store, bus, symbols=symbols, benchmark=benchmark, mode=mode,
@@ -147,6 +162,10 @@ async def run_live(
             except (E.ExchangeError, OSError, asyncio.TimeoutError) as exc:
                 failures += 1
                 bus.publish(ErrorEvent(now, "step", f"{type(exc).__name__}: {E.redact(exc)}"))
+            except Exception as exc:  # a bug: report it, keep the stops, back off, try again
+                failures += 1
+                log.exception("unexpected error in a step")
+                bus.publish(ErrorEvent(now, "bug", f"{type(exc).__name__}: {E.redact(exc)}"))
             steps += 1
             if max_steps is not None and steps >= max_steps:
                 break
@@ -162,6 +181,8 @@ async def run_live(
         return steps
     finally:
         await store.close()
+        flusher.cancel()
+        await audit.aclose()
         lock.release()
         for c in parts.closers:
             try:

@@ -25,7 +25,9 @@ from engine.store.state import LadderMeta, PositionMeta, ProfileState, StateStor
 
 from .actions import Action, Cancel, CloseMarket, PlaceEntry, PlaceStop
 from .codec import decode_plan, encode_plan
-from .events import Decisions, EventBus, Positions, PositionView, Repair, TradeClosed
+from .events import (
+    Decisions, EventBus, FillEvent, Positions, PositionView, Repair, Stops, StopView, TradeClosed,
+)
 from .executor import Executor, Outcome
 from .positions import MarketContext, plan_position, stop_action
 from .snapshot import Snapshot, order_profile
@@ -83,6 +85,7 @@ class ProfileRunner:
         self._tiny: set[str] = set()  # tiny partial entries to close this cycle
         self._foreign_reported: set[str] = set()
         self.last_decisions: dict[str, Any] = {}
+        self._fills_seen: dict[str, None] = {}  # fill ids already published (insertion-ordered)
 
     async def load(self) -> None:
         self.state = await self.store.load_profile(self.side)
@@ -102,8 +105,14 @@ class ProfileRunner:
             actions, selected = decode_plan(text)
             notes.append("resumed the interrupted cycle's plan")
         else:
-            actions, selected, frozen_keys, notes = await self._plan(ci)
-            await self.store.save_pending(self.side, now, encode_plan(actions, selected), self.state)
+            try:
+                actions, selected, frozen_keys, notes = await self._plan(ci)
+                await self.store.save_pending(self.side, now, encode_plan(actions, selected), self.state)
+            except BaseException:
+                # Planning changes the in-memory state; if it cannot finish, forget those
+                # changes so the retry plans from what is stored, as a restart would.
+                self.state = await self.store.load_profile(self.side)
+                raise
         outcomes = await self.executor.run(actions, now)
         self._apply(outcomes, frozen_keys)
         if any(o.ok for o in outcomes):
@@ -194,6 +203,7 @@ class ProfileRunner:
         of our orders that lost their purpose."""
         snap, st, now = ci.snapshot, self.state, ci.snapshot.now_ms
         actions: list[Action] = []
+        await self._publish_fills(ci)
         for symbol, pos in snap.positions.items():
             if pos.side != self.side:
                 continue
@@ -203,8 +213,10 @@ class ProfileRunner:
             meta = st.positions.get(symbol)
             value = notional(pos.contracts, pos.entry_price, market)
             if meta is None:
+                # A position from our ladder opened after the ladder went out: its fills (and
+                # fees) are found from then on. One we did not open counts from now.
                 ladder = st.ladders.get(symbol)
-                meta = PositionMeta(symbol, self.side, now, value,
+                meta = PositionMeta(symbol, self.side, ladder.created_ms if ladder else now, value,
                                     planned_notional=ladder.planned_notional if ladder else value,
                                     adopted=ladder is None)
                 st.positions[symbol] = meta
@@ -257,6 +269,32 @@ class ProfileRunner:
                     await self._repair(now, o.symbol, "foreign entry order (not placed by CROT)",
                                        "left alone; symbol reserved")
         return actions
+
+    async def _publish_fills(self, ci: CycleInput) -> None:
+        """Fill events for the symbols whose position changed since the last cycle (read only
+        for those, so a quiet account costs no fill requests)."""
+        snap, st = ci.snapshot, self.state
+        changed = [s for s, m in st.positions.items()
+                   if (p := snap.position(s, self.side)) is None or p.contracts != m.contracts]
+        changed += [s for s, p in snap.positions.items()
+                    if p.side == self.side and s not in st.positions and s in ci.markets]
+        if not changed:
+            return
+        since = st.last_cycle_ms or snap.now_ms - 3_600_000  # first cycle ever: the last hour
+        try:
+            fills = await self.exchange.fetch_fills(sorted(set(changed)), since)
+        except Exception as exc:  # fills are for the record; trading does not depend on them
+            log.warning("fills unavailable: %s", exc)
+            return
+        for f in sorted(fills, key=lambda f: (f.ts_ms, f.id)):
+            if f.id in self._fills_seen or f.ts_ms < since:
+                continue
+            self._fills_seen[f.id] = None
+            known = await self.store.order_purpose(f.client_order_id) if f.client_order_id else None
+            purpose = known[1] if known else "unknown"
+            self.bus.publish(FillEvent(f.ts_ms, self.side, f.symbol, f.side, f.price, f.amount, f.fee, purpose))
+        while len(self._fills_seen) > 5000:
+            self._fills_seen.pop(next(iter(self._fills_seen)))
 
     async def _repair(self, now: int, symbol: str, problem: str, action: str) -> None:
         await self.store.record_repair(now, self.side, symbol, problem, action)
@@ -476,8 +514,8 @@ class ProfileRunner:
             market = ci.markets[symbol]
             price = self._price(snap, symbol, pos)
             stops = [o for o in snap.orders_of(self.side, symbol) if o.kind == "stop_loss"]
-            stop_price = meta.stop_trigger if meta and meta.stop_trigger else (
-                stops[0].trigger_price if stops else None)
+            # the stop resting on the exchange is the truth; the planned trigger until it is read
+            stop_price = stops[0].trigger_price if stops else (meta.stop_trigger if meta else None)
             dist = float(abs(price - stop_price) / price) if stop_price and price else None
             exits = [o for o in snap.orders_of(self.side, symbol) if o.kind == "limit" and o.reduce_only]
             sign = 1 if self.side == "long" else -1
@@ -488,6 +526,9 @@ class ProfileRunner:
                                       meta.stages_done if meta else 0, len(exits),
                                       bool(meta and meta.runner_active), meta.opened_ms if meta else ci.snapshot.now_ms))
         self.bus.publish(Positions(ci.snapshot.now_ms, self.side, tuple(views)))
+        stops = tuple(StopView(o.symbol, o.client_order_id, o.trigger_price, o.amount, o.side, o.ts_ms or 0)
+                      for o in snap.orders_of(self.side) if o.kind == "stop_loss")
+        self.bus.publish(Stops(ci.snapshot.now_ms, self.side, stops))
 
 
 def _gate_passed(decision: Any, name: str) -> bool:

@@ -23,7 +23,9 @@ from engine.store.state import StateStore
 
 from .crash import CrashingExchange, SimulatedCrash
 from .engine import Engine
-from .events import Decisions, Event, EventBus, TradeClosed
+from engine.exchange.errors import ExchangeError
+
+from .events import Decisions, ErrorEvent, Event, EventBus, TradeClosed
 
 DEMO_DATA = Path(__file__).resolve().parents[1] / "demo_data" / "market"
 #: the ten BTC-quoted 5m series that share one 20-day window (see PROVENANCE.md)
@@ -103,6 +105,8 @@ async def run_replay(
     crash_after_call: bool = False,
     crash_writes_only: bool = False,
     on_engine: Callable[[Engine], None] | None = None,
+    step_retries: int = 3,
+    audit_dir: str | Path | None = None,
 ) -> ReplaySummary:
     """Replay recorded 5m series in `data_dir` through the full engine.
 
@@ -126,6 +130,12 @@ async def run_replay(
                                     writes_only=crash_writes_only)
     store = await StateStore.open(db_path)
     history: dict[str, list[Candle]] = {s: [] for s in symbols}
+    audit = None
+    if audit_dir is not None:  # the run's record, for `crot analyze`
+        from engine.store.audit import AuditWriter
+
+        audit = AuditWriter.from_settings(settings, audit_dir)
+        bus.subscribe(audit)
 
     async def new_engine() -> Engine:
         e = Engine(settings, exchange, store, bus, symbols=symbols, mode="replay")
@@ -148,6 +158,16 @@ async def run_replay(
                     sim.on_candle(symbol, c.ts_ms, D(c.open), D(c.high), D(c.low), D(c.close))
             try:
                 await engine.step(now, batch)
+            except ExchangeError as exc:
+                # As the live loop does at its next poll: report, then finish this step (the
+                # interrupted cycle resumes its write-ahead plan); give up on it after a few tries.
+                bus.publish(ErrorEvent(now, "step", f"{type(exc).__name__}: {exc}"))
+                for _ in range(step_retries):
+                    try:
+                        await engine.step(now, {}, new_candle=True)
+                        break
+                    except ExchangeError as again:
+                        bus.publish(ErrorEvent(now, "step", f"{type(again).__name__}: {again}"))
             except SimulatedCrash:
                 # The process died mid-step. A new process starts from the state file and
                 # the candle history, and finishes this step; possibly dying again.
@@ -163,6 +183,8 @@ async def run_replay(
                     except SimulatedCrash:
                         continue
             steps += 1
+            if audit is not None and steps % 288 == 0:
+                audit.flush()  # every simulated day
             if on_step is not None:
                 r = on_step(steps, total)
                 if r is not None:
@@ -179,3 +201,5 @@ async def run_replay(
             trade_rows=trades)
     finally:
         await store.close()
+        if audit is not None:
+            await audit.aclose()

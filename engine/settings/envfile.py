@@ -55,7 +55,7 @@ def _split_value(raw: str, line_no: int, text: str) -> tuple[str, bool, str]:
             raise EnvSyntaxError(line_no, text, "unexpected text after the quoted value")
         return value, True, rest if rest.strip() else ""
     # Unquoted: an inline comment starts at whitespace followed by '#'.
-    m = re.search(r"\s#", s)
+    m = re.search(r"\s+#", s)
     if m:
         return s[: m.start()].rstrip(), False, s[m.start() :]
     return s, False, ""

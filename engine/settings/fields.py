@@ -166,6 +166,8 @@ class SettingInfo:
         }.get(self.kind, "")
         if self.kind == "choice":
             base = "one of: " + ", ".join(self.choices)
+        elif self.kind == "word-list" and self.choices:
+            base = "comma-separated, each one of: " + ", ".join(self.choices)
         b = self.bounds_text()
         if b:
             base += (" with every item " if self.kind.endswith("list") else " ") + b

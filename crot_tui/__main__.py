@@ -1,0 +1,234 @@
+"""`crot-tui`: the terminal dashboard, or (`--no-ui`) the same engine with a log sink.
+
+Modes: `--demo` replays the bundled real candles on the simulated exchange (the default when no
+HTX API key is configured); `--paper` trades simulated fills on live HTX prices; `--live` sends
+real orders. With an API key configured, the mode must be chosen explicitly.
+
+Exit codes: 0 success (a demo ran to its end, or a stop was requested), 1 the engine failed,
+2 invalid settings or usage.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import sys
+from pathlib import Path
+from typing import Any
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_CONFIG = 2
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="crot-tui",
+        description="CROT terminal dashboard. Without an HTX API key it runs the demo: a replay of "
+                    "bundled real candles on the simulated exchange.")
+    p.add_argument("--env", default=".env", metavar="PATH", help="settings file (default: .env)")
+    modes = p.add_mutually_exclusive_group()
+    modes.add_argument("--demo", action="store_true",
+                       help="replay bundled real candles on the simulated exchange (default without API keys)")
+    modes.add_argument("--paper", action="store_true", help="live HTX prices, simulated fills (no orders sent)")
+    modes.add_argument("--live", action="store_true", help="trade for real on HTX (real money)")
+    p.add_argument("--no-ui", action="store_true", help="no dashboard: run the engine and log events (servers)")
+    p.add_argument("--speed", type=float, default=None, metavar="N",
+                   help="demo: candles per second once the indicators are warm; 0 = as fast as possible "
+                        "(default: 50 with the dashboard, 0 with --no-ui)")
+    p.add_argument("--theme", default=None, metavar="NAME", help="colour theme: a file name in themes/ "
+                                                                  "(default: dark)")
+    p.add_argument("--data", metavar="DIR", help="demo: folder of recorded 5m candle CSV files "
+                                                 "(default: the bundled demo data)")
+    p.add_argument("--steps", type=int, metavar="N", help="demo: stop after N candles")
+    p.add_argument("--list-themes", action="store_true", help="print the available themes and exit")
+    return p
+
+
+def choose_mode(args: argparse.Namespace, settings: Any) -> str:
+    """The mode to run, or SystemExit(2) with a message when it must be chosen explicitly."""
+    from .host import has_api_key
+
+    if args.live:
+        g = settings.glob
+        if not (g.htx_api_key.get_secret_value() and g.htx_api_secret.get_secret_value()):
+            _fail("--live needs HTX_API_KEY and HTX_API_SECRET in the settings file "
+                  f"({args.env}); try --paper or --demo")
+        return "live"
+    if args.paper:
+        return "paper"
+    if args.demo or not has_api_key(settings):
+        return "demo"
+    _fail(f"an HTX API key is configured in {args.env}: choose --live (real orders), "
+          "--paper (simulated fills on live prices) or --demo (replay of recorded candles)")
+    raise AssertionError  # unreachable
+
+
+def _fail(message: str) -> None:
+    print(f"error: {message}", file=sys.stderr)
+    raise SystemExit(EXIT_CONFIG)
+
+
+def load(env: str) -> Any:
+    """Load settings; a bad file is exit 2 with every problem listed."""
+    from engine.settings import SettingsError, file_warnings, load_settings
+
+    try:
+        settings = load_settings(env, missing_ok=(env == ".env"))
+    except SettingsError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        raise SystemExit(EXIT_CONFIG) from None
+    for w in file_warnings(env):
+        print(f"warning: {w}", file=sys.stderr)
+    return settings
+
+
+# -- headless ----------------------------------------------------------------------------------
+def configure_logging(level: int = logging.INFO, stream: Any = None) -> logging.Handler:
+    from engine.exchange.errors import RedactingFilter
+
+    handler = logging.StreamHandler(stream or sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)-7s %(message)s", "%Y-%m-%d %H:%M:%S"))
+    handler.addFilter(RedactingFilter())
+    root = logging.getLogger()
+    root.addHandler(handler)
+    root.setLevel(level)
+    return handler
+
+
+def attach_log_sink(host: Any, logger: logging.Logger | None = None) -> Any:
+    """Log one line per important event (orders, fills, stops, trades, regime changes, repairs,
+    errors, status); decisions and per-candle snapshots are not logged."""
+    from .logsink import EventFormatter
+
+    logger = logger or logging.getLogger("crot.events")
+    formatter = EventFormatter()
+
+    def sink(e: Any) -> None:
+        line = formatter(e)
+        if line is not None:
+            logger.log(line.level, line.render())
+
+    return host.bus.subscribe(sink)
+
+
+async def run_headless(host: Any, *, logger: logging.Logger | None = None,
+                       install_signals: bool = True) -> Any:
+    """Run the host to its end with the log sink; SIGINT/SIGTERM stop after the current cycle
+    (a second signal cancels at once)."""
+    logger = logger or logging.getLogger("crot.events")
+    attach_log_sink(host, logger)
+    progress_log = logging.getLogger("crot.progress")
+    last_decile = [-1]
+
+    def on_progress(done: int, total: int, warming: bool) -> None:
+        if not total:
+            return
+        decile = done * 10 // total
+        if decile != last_decile[0] or done == total:
+            last_decile[0] = decile
+            state = "warming up the indicators" if warming else "trading"
+            progress_log.info("replay %d/%d candles (%d%%), %s", done, total, done * 100 // total, state)
+
+    host.on_progress = on_progress
+    loop = asyncio.get_running_loop()
+    task = asyncio.current_task()
+    installed: list[int] = []
+    signals_seen = [0]
+
+    def on_signal(signum: int) -> None:
+        signals_seen[0] += 1
+        if signals_seen[0] == 1:
+            logger.warning("signal %s: stopping after the current cycle (again to stop at once); "
+                           "stop-loss orders stay on the exchange", signal.Signals(signum).name)
+            host.request_stop()
+        elif task is not None:
+            task.cancel()
+
+    if install_signals:
+        for s in (signal.SIGINT, signal.SIGTERM):
+            try:
+                loop.add_signal_handler(s, on_signal, s)
+                installed.append(s)
+            except (NotImplementedError, RuntimeError, ValueError):
+                pass
+    try:
+        return await host.run()
+    finally:
+        for s in installed:
+            loop.remove_signal_handler(s)
+
+
+def main_headless(args: argparse.Namespace, settings: Any, mode: str) -> int:
+    from .host import EngineHost
+
+    configure_logging()
+    speed = args.speed if args.speed is not None else 0.0
+    host = EngineHost(settings, mode=mode, speed=speed, data_dir=args.data, max_steps=args.steps)
+    log = logging.getLogger("crot.tui")
+    log.info("crot-tui --no-ui: %s mode, settings %s", mode, args.env)
+    try:
+        result = asyncio.run(run_headless(host))
+    except (KeyboardInterrupt, asyncio.CancelledError):
+        log.warning("stopped at once")
+        return EXIT_FAILED
+    if result.error:
+        log.error("engine stopped: %s", result.error)
+        return EXIT_FAILED
+    if result.stopped:
+        log.info("stopped on request after %d steps", result.steps)
+    if result.summary is not None:
+        from rich.console import Console
+
+        from engine.runtime.report import print_replay_summary
+
+        print_replay_summary(result.summary, Console(file=sys.stdout))
+    return EXIT_OK
+
+
+# -- with the dashboard ------------------------------------------------------------------------
+def main_ui(args: argparse.Namespace, settings: Any, mode: str) -> int:
+    from .app import CrotApp
+    from .host import DEFAULT_SPEED, EngineHost
+
+    speed = args.speed if args.speed is not None else DEFAULT_SPEED
+    host = EngineHost(settings, mode=mode, speed=speed, data_dir=args.data, max_steps=args.steps)
+    app = CrotApp(host, env_path=Path(args.env), theme_name=args.theme)
+    app.run()
+    result = host.result
+    if result is not None and result.error:
+        print(f"error: {result.error}", file=sys.stderr)
+        return EXIT_FAILED
+    return EXIT_OK
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    from . import themes
+
+    if args.list_themes:
+        for name, path in themes.available().items():
+            print(f"{name}\t{path}")
+        return EXIT_OK
+    if args.theme is not None and not args.no_ui:
+        try:
+            themes.load(args.theme)
+        except ValueError as exc:
+            _fail(str(exc))
+    if args.speed is not None and args.speed < 0:
+        _fail("--speed must be 0 (as fast as possible) or more")
+    if args.steps is not None and args.steps < 1:
+        _fail("--steps must be at least 1")
+    if args.data and not Path(args.data).is_dir():
+        _fail(f"--data {args.data}: not a folder")
+    settings = load(args.env)
+    mode = choose_mode(args, settings)
+    if args.no_ui:
+        return main_headless(args, settings, mode)
+    return main_ui(args, settings, mode)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,52 @@
+"""Command palette (ctrl+p or /): every action, every coin, every pane and every theme."""
+
+from __future__ import annotations
+
+from functools import partial
+from typing import Any, Callable, Iterator
+
+from textual.command import DiscoveryHit, Hit, Hits, Provider
+
+from . import themes
+from .screens.dashboard import PANES
+
+
+class CrotCommands(Provider):
+    def _commands(self) -> Iterator[tuple[str, Callable[[], Any], str]]:
+        app: Any = self.app
+        host = app.host
+        enabled, paused = host.flags()
+        for side in ("long", "short"):
+            state = "on" if enabled.get(side) else "off"
+            yield (f"Toggle {side} profile (now {state})", partial(app.toggle_profile, side),
+                   f"allow or stop new {side} entries; open positions stay managed")
+        yield (("Resume new entries" if paused else "Pause new entries"), app.toggle_pause,
+               "exits, stops and open positions keep running")
+        yield "Settings editor", app.action_settings, "edit .env (validated, atomic save)"
+        yield "Help: keys and panes", app.action_help, "every binding and what each pane shows"
+        for pid, label in PANES:
+            yield f"Show pane: {label[2:]}", partial(app.show_pane, pid), f"key {label[0]}"
+        for symbol in sorted(app.state.symbols):
+            yield f"Inspect coin {symbol}", partial(app.inspect, symbol), "every gate, long and short"
+        for name in themes.names():
+            current = " (current)" if name == app.theme_name else ""
+            yield f"Theme: {name}{current}", partial(app.apply_theme, name), "colours from themes/" + name + ".tcss"
+        if host.mode == "demo":
+            yield ("Resume demo playback" if host.playback_paused else "Pause demo playback"), \
+                app.toggle_playback, "the replay of recorded candles"
+            yield "Demo faster", partial(app.change_speed, 2.0), "double the candles per second"
+            yield "Demo slower", partial(app.change_speed, 0.5), "halve the candles per second"
+        if app.last_summary is not None:
+            yield "Show demo summary", app.show_summary, "the replay's results"
+        yield "Quit", app.action_quit, "stop the engine after its current cycle and exit"
+
+    async def discover(self) -> Hits:
+        for title, callback, help_text in self._commands():
+            yield DiscoveryHit(title, callback, help=help_text)
+
+    async def search(self, query: str) -> Hits:
+        matcher = self.matcher(query)
+        for title, callback, help_text in self._commands():
+            score = matcher.match(title)
+            if score > 0:
+                yield Hit(score, matcher.highlight(title), callback, help=help_text)

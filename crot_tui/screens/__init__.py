@@ -1,0 +1,1 @@
+"""Screens: dashboard, coin inspector, settings editor, help, replay summary, confirmations."""

@@ -1,0 +1,335 @@
+"""What the UI knows, built from engine events; coalesces bursts between refreshes.
+
+`UiState.feed(event)` is cheap and synchronous: it keeps the latest Positions per profile, the
+latest Decisions per profile, the latest Premium per symbol, the latest Account and so on, and
+marks the panes whose content changed. The app's drain task calls `take_dirty()` at most a few
+times per second and refreshes only those panes. Nothing here touches Textual, so the same
+state can be tested (and reused) without a terminal.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field, replace
+from decimal import Decimal
+from typing import Any
+
+from engine.runtime import events as ev
+
+from .logsink import EventFormatter, LogLine
+
+PANES = ("status", "positions", "stops", "rejections", "regime", "premium", "account", "log")
+SIDES = ("long", "short")
+
+
+@dataclass
+class StopRow:
+    """One stop-loss order the engine knows to be resting on the exchange (or missing)."""
+
+    profile: str
+    symbol: str
+    client_order_id: int | None
+    trigger: Decimal | None
+    amount: Decimal | None
+    status: str  # open | missing | emergency | derived
+    reason: str = ""
+    since_ms: int = 0
+
+    @property
+    def key(self) -> str:
+        tail = self.client_order_id if self.client_order_id is not None else self.status
+        return f"{self.profile}:{self.symbol}:{tail}"
+
+
+@dataclass
+class RegimeChange:
+    ts_ms: int
+    regime: str
+    previous: str
+    profiles: tuple[str, ...]
+    reason: str = ""
+
+
+@dataclass
+class Progress:
+    done: int = 0
+    total: int = 0
+    warming: bool = True
+    speed: float = 0.0
+    playback_paused: bool = False
+
+
+class EquityHistory:
+    """A bounded equity series that keeps the whole run: when full, every other point is
+    dropped and the sampling stride doubles."""
+
+    def __init__(self, size: int = 240) -> None:
+        self.size = size
+        self.points: list[float] = []
+        self.stride = 1
+        self._n = 0
+        self.latest: float | None = None
+
+    @property
+    def series(self) -> list[float]:
+        """The sampled points, ending with the newest value."""
+        if self.latest is None:
+            return []
+        if (self._n - 1) % self.stride == 0:
+            return list(self.points)
+        return [*self.points, self.latest]
+
+    def add(self, value: float) -> None:
+        self.latest = value
+        if self._n % self.stride == 0:
+            self.points.append(value)
+            if len(self.points) >= self.size:
+                self.points = self.points[::2]
+                self.stride *= 2
+        self._n += 1
+
+
+@dataclass
+class UiState:
+    log_limit: int = 500
+    ring: int = 120
+    status: ev.EngineStatus | None = None
+    mode: str = ""
+    enabled: dict[str, bool] = field(default_factory=lambda: {"long": True, "short": True})
+    paused: bool = False
+    progress: Progress = field(default_factory=Progress)
+    finished: str = ""  # a message once the engine stopped
+    sim_ms: int = 0
+    positions: dict[str, tuple[ev.PositionView, ...]] = field(default_factory=lambda: {s: () for s in SIDES})
+    stops: dict[str, StopRow] = field(default_factory=dict)
+    exact_stops: set[str] = field(default_factory=set)  # profiles fed by a Stops snapshot event
+    decisions: dict[str, ev.Decisions] = field(default_factory=dict)
+    closes: dict[str, deque[tuple[int, float]]] = field(default_factory=dict)
+    regime: ev.Regime | None = None
+    regimes: dict[str, ev.Regime] = field(default_factory=dict)  # latest per profile
+    regime_history: deque[RegimeChange] = field(default_factory=lambda: deque(maxlen=50))
+    premium: dict[str, ev.Premium] = field(default_factory=dict)
+    account: ev.Account | None = None
+    start_equity: Decimal | None = None
+    equity: EquityHistory = field(default_factory=EquityHistory)
+    trades: int = 0
+    wins: int = 0
+    realized: Decimal = Decimal(0)  # sum of closed trades' PnL (after fees)
+    trade_fees: Decimal = Decimal(0)
+    errors: int = 0
+    log: deque[LogLine] = field(default_factory=deque)
+    new_log: list[LogLine] = field(default_factory=list)
+    symbols: list[str] = field(default_factory=list)
+    log_seq: int = 0
+    dirty: set[str] = field(default_factory=set)
+
+    def __post_init__(self) -> None:
+        self.log = deque(maxlen=self.log_limit)
+        self._fmt = EventFormatter()
+
+    # -- feeding ----------------------------------------------------------------------------
+    def feed(self, e: ev.Event) -> None:
+        if e.ts_ms and e.ts_ms > self.sim_ms:
+            self.sim_ms = e.ts_ms
+        line = self._fmt(e)
+        if line is not None:
+            self.log_seq += 1
+            line = replace(line, seq=self.log_seq)
+            self.log.append(line)
+            self.new_log.append(line)
+            if len(self.new_log) > self.log_limit:
+                del self.new_log[: len(self.new_log) - self.log_limit]
+            self.dirty.add("log")
+        handler = getattr(self, f"_on_{e.kind}", None)
+        if handler is not None:
+            handler(e)
+
+    def _on_status(self, e: ev.EngineStatus) -> None:
+        self.status = e
+        self.mode = e.mode
+        self.enabled = {s: s in e.enabled for s in SIDES}
+        self.paused = e.paused
+        self.dirty.add("status")
+
+    def set_flags(self, enabled: dict[str, bool], paused: bool) -> None:
+        """Mirror the engine's flags right after a command (the status event follows)."""
+        self.enabled = dict(enabled)
+        self.paused = paused
+        self.dirty.add("status")
+
+    def set_progress(self, done: int, total: int, warming: bool) -> None:
+        self.progress.done, self.progress.total, self.progress.warming = done, total, warming
+        self.dirty.add("status")
+
+    def _on_decisions(self, e: ev.Decisions) -> None:
+        self.decisions[e.profile] = e
+        for d in e.decisions:
+            f = getattr(d, "features", None)
+            if f is None:
+                continue
+            ring = self.closes.get(d.symbol)
+            if ring is None:
+                ring = self.closes[d.symbol] = deque(maxlen=self.ring)
+            if not ring or ring[-1][0] < f.ts_ms:
+                ring.append((f.ts_ms, float(f.close)))
+            if d.symbol not in self.symbols:
+                self.symbols.append(d.symbol)
+        self.dirty.add("rejections")
+
+    def _on_positions(self, e: ev.Positions) -> None:
+        self.positions[e.profile] = e.positions
+        self.dirty.add("positions")
+        if e.profile in self.exact_stops:
+            return
+        held = {p.symbol: p for p in e.positions}
+        changed = False
+        for key, row in list(self.stops.items()):
+            if row.profile != e.profile:
+                continue
+            if row.symbol not in held:
+                del self.stops[key]  # closed (or its stop triggered): the stop is gone too
+                changed = True
+        for p in e.positions:
+            mine = [r for r in self.stops.values() if r.profile == e.profile and r.symbol == p.symbol]
+            if p.stop_price is not None and not mine:
+                row = StopRow(e.profile, p.symbol, None, p.stop_price, p.contracts, "derived",
+                              "from position", e.ts_ms)
+                self.stops[row.key] = row
+                changed = True
+            elif p.stop_price is not None:
+                for r in mine:
+                    if r.status == "derived" and (r.trigger != p.stop_price or r.amount != p.contracts):
+                        r.trigger, r.amount = p.stop_price, p.contracts
+                        changed = True
+        if changed:
+            self.dirty.add("stops")
+
+    def _on_order(self, e: ev.OrderEvent) -> None:
+        if e.purpose != "stop" or e.profile in self.exact_stops:
+            return
+        if e.action in ("placed", "adopted"):
+            # a real order replaces a row derived from the position or a 'missing' marker
+            for key, row in list(self.stops.items()):
+                if row.profile == e.profile and row.symbol == e.symbol and row.status in ("derived", "missing"):
+                    del self.stops[key]
+            row = StopRow(e.profile, e.symbol, e.client_order_id, e.price, e.amount, "open", e.reason, e.ts_ms)
+            self.stops[row.key] = row
+            self.dirty.add("stops")
+        elif e.action == "cancelled":
+            for key, row in list(self.stops.items()):
+                if row.profile == e.profile and row.symbol == e.symbol and (
+                        e.client_order_id is None or row.client_order_id == e.client_order_id):
+                    del self.stops[key]
+                    self.dirty.add("stops")
+
+    def _on_stop(self, e: ev.StopEvent) -> None:
+        if e.profile in self.exact_stops:
+            return
+        mine = [r for r in self.stops.values() if r.profile == e.profile and r.symbol == e.symbol]
+        if e.action in ("missing", "emergency_close"):
+            status = "missing" if e.action == "missing" else "emergency"
+            row = StopRow(e.profile, e.symbol, None, e.trigger, e.amount, status, e.reason, e.ts_ms)
+            self.stops[row.key] = row
+        else:
+            for r in mine:
+                if r.status == "open":
+                    r.reason = e.reason or e.action
+        self.dirty.add("stops")
+
+    def _on_stops(self, e: Any) -> None:
+        """An exact snapshot of the stop orders on the exchange (if the engine publishes one):
+        `Stops(profile, stops=(...objects with symbol, client_order_id, trigger, amount...))`."""
+        profile = getattr(e, "profile", "")
+        self.exact_stops.add(profile)
+        for key, row in list(self.stops.items()):
+            if row.profile == profile:
+                del self.stops[key]
+        for s in getattr(e, "stops", ()):
+            trigger = getattr(s, "trigger", None)
+            if trigger is None:
+                trigger = getattr(s, "trigger_price", None)
+            row = StopRow(profile, s.symbol, getattr(s, "client_order_id", None), trigger,
+                          getattr(s, "amount", None), getattr(s, "status", "open") or "open",
+                          getattr(s, "reason", ""), getattr(s, "placed_ms", 0) or e.ts_ms)
+            self.stops[row.key] = row
+        self.dirty.add("stops")
+
+    def _on_regime(self, e: ev.Regime) -> None:
+        profile = str(e.inputs.get("profile", "")) if isinstance(e.inputs, dict) else ""
+        self.regime = e
+        if profile:
+            self.regimes[profile] = e
+        reason = str(e.inputs.get("reason", "") or "") if isinstance(e.inputs, dict) else ""
+        last = self.regime_history[-1] if self.regime_history else None
+        if last is not None and last.ts_ms == e.ts_ms and last.regime == e.regime and last.previous == e.previous:
+            if profile and profile not in last.profiles:
+                last.profiles = (*last.profiles, profile)
+        elif e.regime != e.previous:
+            self.regime_history.append(RegimeChange(e.ts_ms, e.regime, e.previous,
+                                                    (profile,) if profile else (), reason))
+        self.dirty.add("regime")
+        self.dirty.add("status")
+
+    def _on_premium(self, e: ev.Premium) -> None:
+        self.premium[e.symbol] = e
+        self.dirty.add("premium")
+
+    def _on_account(self, e: ev.Account) -> None:
+        if self.start_equity is None:
+            self.start_equity = e.equity
+        self.account = e
+        self.equity.add(float(e.equity))
+        self.dirty.add("account")
+        self.dirty.add("status")
+
+    def _on_trade(self, e: ev.TradeClosed) -> None:
+        self.trades += 1
+        if e.pnl > 0:
+            self.wins += 1
+        self.realized += e.pnl
+        self.trade_fees += e.fees
+        self.dirty.add("account")
+
+    def _on_error(self, e: ev.ErrorEvent) -> None:
+        self.errors += 1
+        self.dirty.add("status")
+
+    # -- reading ----------------------------------------------------------------------------
+    def take_dirty(self) -> set[str]:
+        out, self.dirty = self.dirty, set()
+        return out
+
+    def take_log(self) -> list[LogLine]:
+        out, self.new_log = self.new_log, []
+        return out
+
+    def all_positions(self) -> list[ev.PositionView]:
+        return [p for s in SIDES for p in self.positions.get(s, ())]
+
+    def decision(self, symbol: str, side: str) -> Any:
+        d = self.decisions.get(side)
+        if d is None:
+            return None
+        for x in d.decisions:
+            if x.symbol == symbol:
+                return x
+        return None
+
+    def selected(self, side: str) -> tuple[str, ...]:
+        d = self.decisions.get(side)
+        return d.selected if d is not None else ()
+
+    def stop_trigger(self, side: str, symbol: str) -> Decimal | None:
+        """The trigger of the newest resting stop order of a position, if the engine reported one."""
+        best: StopRow | None = None
+        for r in self.stops.values():
+            if r.profile == side and r.symbol == symbol and r.status == "open" and r.trigger is not None:
+                if best is None or r.since_ms >= best.since_ms:
+                    best = r
+        return best.trigger if best is not None else None
+
+    def margin_use(self) -> float | None:
+        a = self.account
+        if a is None or not a.equity:
+            return None
+        return float(a.used_margin / a.equity)

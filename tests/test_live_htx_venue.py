@@ -1,0 +1,431 @@
+"""The LIVE path end to end, offline: `run_live` -> Engine -> HtxExchange -> ccxt's real `htx`
+client (signing, routing, parsing) -> HTTP -> `FakeHtxVenue` on 127.0.0.1 -> SimulatedExchange.
+
+The candles come from the venue too (`CcxtFeed` over the same ccxt client reads
+/linear-swap-ex/market/history/kline), so the engine sees exactly what the venue trades on.
+
+Simulated time: the live loop pauses between steps with `stop.wait()`; the `Pauses` double
+passed as `stop` is where time passes: it checks the protection invariant on the venue, then
+lets the venue trade one more 5m candle (resting orders and stops fill during it), and the
+loop's next `clock_ms()` reads the venue clock. No wall-clock pause, no network (deny_network).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from engine.exchange import errors as E
+from engine.exchange.htx import HtxExchange
+from engine.exchange.precision import fmt
+from engine.exchange.retry import RetryPolicy
+from engine.exchange.testing import deny_network
+from engine.exchange.types import Position
+from engine.exits.hard_stop import stop_trigger
+from engine.market.feeds import CcxtFeed
+from engine.runtime.events import ErrorEvent, Event, EventBus, OrderEvent, TradeClosed
+from engine.runtime.live import BENCHMARK, LiveParts, run_live
+from engine.settings import Settings
+from engine.settings.envfile import Assignment
+from engine.settings.loader import settings_from_assignments
+
+from fake_htx_venue import BROKER, BTC, CONTRACTS, ETH, XRP, Fault, FakeHtxVenue, Reply, VenueRequest
+
+API_KEY = "AKfake-5e0c1d2b-live-venue-key"
+SECRET = "SKfake-9f8e7d6c-live-venue-secret"
+SYMBOLS = [BTC, ETH, XRP]
+WARMUP = 200  # candles served at start; the tuned EMAs below are warm after ~90
+STOP_PCT = Decimal("0.006")
+
+# Short EMAs and loose gates so a ~100-candle run trades; everything else is the defaults.
+TUNED = {
+    "COINS": "btc,eth,xrp",
+    "EXTERNAL_PRICE_ENABLED": "false",  # no MEXC reference feed in this test
+    "ENABLE_GOLD_BTC_RSI_OVERLAY": "false",  # no gold candles either
+    "EMA_MACRO_TIMEFRAME": "15m",
+    "EMA_MACRO_FAST_MINUTES": "180",
+    "EMA_MACRO_SLOW_MINUTES": "450",
+    "EMA_PULLBACK_FAST_MINUTES": "60",
+    "EMA_PULLBACK_SLOW_MINUTES": "150",
+    "EMA_TRIGGER_FAST_MINUTES": "60",
+    "EMA_TRIGGER_SLOW_MINUTES": "150",
+    "EMA_USE_RS_CONFIRMATION": "false",
+    "EMA_USE_BTC_RISK_FILTER": "false",
+    "EMA_CHOP_FILTER_ENABLED": "false",
+    "EMA_VOLUME_CONFIRMATION_ENABLED": "false",
+    "ENTRY_MIN_RS60_ABS": "0",
+    "ENTRY_MIN_RS30_ABS": "0",
+    "ENTRY_MIN_SCORE": "0",
+    "HARD_STOP_LOSS_ATR_ENABLED": "false",  # fixed distance: the exact trigger can be asserted
+    "HARD_STOP_LOSS_PCT": str(STOP_PCT),
+}
+
+
+def live_settings(key: str = API_KEY, secret: str = SECRET, **overrides: str) -> Settings:
+    values = {**TUNED, "HTX_API_KEY": key, "HTX_API_SECRET": secret, **overrides}
+    return settings_from_assignments([Assignment(k, v, i + 1) for i, (k, v) in enumerate(values.items())])
+
+
+def fast_policy() -> RetryPolicy:
+    return RetryPolicy(max_attempts=3, base_delay=0.01, max_delay=0.05, reconcile_delay=0.01, seed=7)
+
+
+class Pauses(asyncio.Event):
+    """The `stop` event of `run_live`: its `wait()` is the pause between two steps.
+
+    Each pause checks the protection invariant on the venue (after the step that just ran),
+    runs the callback planned for this step if any, lets the venue trade one candle, and
+    records the positions the next step will see. It never sets the event: `max_steps` or an
+    exception ends the loop."""
+
+    def __init__(self, venue: FakeHtxVenue, at_step: dict[int, Callable[[], None]] | None = None):
+        super().__init__()
+        self.venue = venue
+        self.at_step = at_step or {}
+        self.steps = 0
+        self.problems: list[tuple[int, int, list[str]]] = []  # (step, venue ms, problems)
+        self.seen: dict[int, dict[str, Position]] = {}  # step time -> venue positions at its start
+        self.left: dict[int, dict[str, Position]] = {}  # step time -> venue positions at its end
+
+    async def positions(self) -> dict[str, Position]:
+        return {p.symbol: p for p in await self.venue.sim.fetch_positions()}
+
+    async def snapshot(self) -> None:
+        self.seen[self.venue.now_ms] = await self.positions()
+
+    async def check(self) -> None:
+        self.left[self.venue.now_ms] = await self.positions()
+        problems = await self.venue.protection_problems()
+        if problems:
+            self.problems.append((self.steps, self.venue.now_ms, problems))
+
+    async def wait(self) -> bool:
+        self.steps += 1
+        await self.check()
+        action = self.at_step.get(self.steps)
+        if action is not None:
+            action()
+        self.venue.advance()
+        await self.snapshot()
+        return True
+
+
+@dataclass
+class LiveRun:
+    venue: FakeHtxVenue
+    pauses: Pauses
+    events: list[Event] = field(default_factory=list)
+    steps: int = 0
+    error: Exception | None = None
+
+    def orders(self, action: str, purpose: str) -> list[OrderEvent]:
+        return [e for e in self.events if isinstance(e, OrderEvent) and e.action == action and e.purpose == purpose]
+
+    def step_requests(self, now_ms: int) -> list[VenueRequest]:
+        return [r for r in self.venue.requests if r.venue_ms == now_ms]
+
+
+async def run_engine(venue: FakeHtxVenue, tmp_path: Path, *, steps: int, settings: Settings | None = None,
+                     timeout_ms: int = 5_000, at_step: dict[int, Callable[[], None]] | None = None,
+                     expect_error: type[Exception] | None = None) -> LiveRun:
+    settings = settings or live_settings()
+    assert settings.glob.htx_api_key.get_secret_value() == venue.api_key
+    exchange = HtxExchange(venue.htx_config(timeout_ms=timeout_ms, retry=fast_policy()))
+    feed = CcxtFeed(exchange._ccxt, list(dict.fromkeys([*SYMBOLS, BENCHMARK])), "5m", warmup_candles=WARMUP,
+                    by_window=True)
+    parts = LiveParts(exchange, feed, None, None, (exchange,))
+    bus = EventBus()
+    pauses = Pauses(venue, at_step)
+    run = LiveRun(venue, pauses)
+    bus.subscribe(run.events.append)
+    await pauses.snapshot()
+    try:
+        run.steps = await run_live(settings, bus=bus, parts=parts, clock_ms=lambda: venue.now_ms, max_steps=steps,
+                                   stop=pauses, db_path=tmp_path / "live.sqlite")
+    except Exception as exc:  # the secrets test inspects the error that ended the loop
+        if expect_error is None or not isinstance(exc, expect_error):
+            raise
+        run.error = exc
+    await pauses.check()  # after the last step too
+    return run
+
+
+@pytest.fixture
+async def venue():
+    with deny_network() as refused:
+        async with FakeHtxVenue(api_key=API_KEY, secret=SECRET, start_candles=WARMUP) as v:
+            yield v
+    assert refused == [], f"something tried to reach the internet: {refused}"
+
+
+# --------------------------------------------------------------------------- the venue itself
+
+
+async def test_the_venue_speaks_what_the_adapter_sends(venue):
+    """Every adapter call round-trips through ccxt and the venue; a wrong secret is refused."""
+    htx = HtxExchange(venue.htx_config(retry=fast_policy()))
+    try:
+        markets = await htx.load_markets()
+        for c in CONTRACTS:
+            m = markets[c.symbol]
+            assert (m.venue_id, m.contract_size, m.price_step, m.amount_step) == (
+                c.code, c.contract_size, c.price_tick, Decimal(1))
+        assert set(markets) == set(SYMBOLS)  # the dated future is dropped
+        assert (await htx.fetch_balance()).equity == Decimal(10000)
+        assert await htx.fetch_leverage(XRP) == Decimal(5)
+        assert (await htx.fetch_funding_rates([BTC, XRP]))[XRP].rate == Decimal("0.0001")
+        top = (await htx.fetch_order_book_top([XRP]))[XRP]
+        assert top.ask - top.bid == Decimal("0.0001")
+        entry = await htx.place_post_only(XRP, "buy", Decimal(40), top.bid, 101)
+        with pytest.raises(E.PostOnlyWouldCross):
+            await htx.place_post_only(XRP, "buy", Decimal(40), top.ask + Decimal("0.01"), 102)
+        assert await htx.fetch_order(XRP, client_order_id=101) == entry
+        while not await htx.fetch_positions():
+            venue.advance()
+        (pos,) = await htx.fetch_positions()
+        assert (pos.side, pos.contracts, pos.entry_price) == ("long", Decimal(40), entry.price)
+        stop = await htx.place_stop_loss(XRP, "long", pos.contracts, pos.entry_price * Decimal("0.99"), 103)
+        exit_ = await htx.place_reduce_only_limit(XRP, "long", Decimal(10), pos.entry_price * Decimal("1.02"), 104)
+        assert {o.id for o in await htx.fetch_open_orders()} == {stop.id, exit_.id}
+        assert (await htx.cancel_order(exit_)).status == "canceled"
+        assert (await htx.cancel_order(stop)).status == "canceled"
+        await htx.close_reduce_only_market(XRP, "long", pos.contracts, 105)
+        assert await htx.fetch_positions() == []
+        fills = await htx.fetch_fills([XRP], venue.now_ms - 3_600_000)
+        assert [(f.side, f.amount, f.maker, f.client_order_id) for f in fills] == [
+            ("buy", Decimal(40), True, 101), ("sell", Decimal(40), False, 105)]
+    finally:
+        await htx.close()
+    assert venue.unexpected == [] and venue.auth_failures == [] and venue.duplicate_client_ids == []
+    assert all(r.signed for r in venue.requests if r.path.startswith("/v5/") and "/market/" not in r.path)
+
+    wrong = HtxExchange(replace(venue.htx_config(retry=fast_policy()), secret="SKwrong-secret-0000"))
+    try:
+        await wrong.load_markets()  # public: fine
+        with pytest.raises(E.AuthError):
+            await wrong.fetch_balance()
+    finally:
+        await wrong.close()
+    assert [r.path for r in venue.auth_failures] == ["/v5/account/balance"]
+
+
+# --------------------------------------------------------------------------- 1. the live loop trades
+
+
+def stop_body(symbol: str, pos: Position, cid: int, trigger: Decimal) -> dict:
+    code = next(c.code for c in CONTRACTS if c.symbol == symbol)
+    return {"contract_code": code, "volume": fmt(pos.contracts), "margin_mode": "cross",
+            "side": "sell" if pos.side == "long" else "buy", "time_in_force": "gtc",
+            "algo_client_order_id": cid, "type": "sl", "sl_trigger_price": fmt(trigger), "channel_code": BROKER}
+
+
+async def test_live_loop_trades_through_ccxt_and_keeps_every_position_stopped(venue, tmp_path):
+    run = await run_engine(venue, tmp_path, steps=110)
+    assert run.steps == 110
+    assert venue.unexpected == [] and venue.auth_failures == [] and venue.duplicate_client_ids == []
+    assert not [e for e in run.events if isinstance(e, ErrorEvent)]
+    # the invariant, after every step: each venue position has one stop of its full size
+    assert run.pauses.problems == []
+
+    # after warm-up, entries are post-only limit orders on /v5/trade/order (never reduce-only)
+    posts = venue.calls("POST", "/v5/trade/order")
+    entries = [r for r in posts if r.body["type"] == "post_only"]
+    assert len(entries) >= 6
+    first_step = min(venue.calls("GET", "/v5/account/balance"), key=lambda r: r.venue_ms).venue_ms
+    assert all(r.venue_ms > first_step for r in entries)  # the warm-up step opens nothing
+    for r in entries:
+        assert set(r.body) == {"contract_code", "volume", "margin_mode", "side", "time_in_force",
+                               "client_order_id", "price", "type", "channel_code"}
+        assert (r.body["margin_mode"], r.body["time_in_force"], r.body["channel_code"]) == ("cross", "gtc", BROKER)
+    assert {r.body["client_order_id"] for r in entries} == {e.client_order_id for e in run.orders("placed", "entry")}
+
+    markets = {c.symbol: c.market() for c in CONTRACTS}
+    stop_cids = {(e.symbol, e.client_order_id) for e in run.orders("placed", "stop")}
+    opened = {"long": 0, "short": 0}
+    times = sorted(run.pauses.seen)
+    for before, now in zip(times, times[1:]):
+        step = run.step_requests(now)
+        for symbol, pos in run.pauses.seen[now].items():
+            old = run.pauses.left[before].get(symbol)  # as the previous step left it
+            if old is not None and (old.side, old.contracts, old.entry_price) == (pos.side, pos.contracts,
+                                                                                pos.entry_price):
+                continue  # unchanged position: nothing to send
+            code = markets[symbol].venue_id
+            stops = [i for i, r in enumerate(step) if r.method == "POST" and r.path == "/v5/algo/order"
+                     and r.body["contract_code"] == code]
+            closes = [r for r in step if r.method == "POST" and r.path == "/v5/trade/order"
+                      and r.body["contract_code"] == code and r.body["type"] == "market"]
+            if not stops:
+                # the market went through the stop level within the fill candle: closed at market
+                assert closes and closes[0].body["volume"] == fmt(pos.contracts), (now, symbol, pos, step)
+                continue
+            # this very step protected the new size with an exchange-side stop-loss
+            i = stops[0]
+            body = step[i].body
+            if old is None:  # a new position: the exact request, trigger at the fixed distance
+                trigger = stop_trigger(pos.side, pos.entry_price, float(STOP_PCT), markets[symbol])
+                assert body == stop_body(symbol, pos, body["algo_client_order_id"], trigger)
+                assert (trigger < pos.entry_price) if pos.side == "long" else (trigger > pos.entry_price)
+                opened[pos.side] += 1
+            else:
+                assert (body["type"], body["volume"], body["side"]) == (
+                    "sl", fmt(pos.contracts), "sell" if pos.side == "long" else "buy")
+            assert (symbol, body["algo_client_order_id"]) in stop_cids
+            assert step[i].reply["data"][0]["algo_id"]
+            # the exit ladder of a new position: reduce-only limits, after the stop, on the profit side
+            exits = [(j, r) for j, r in enumerate(step) if r.method == "POST" and r.path == "/v5/trade/order"
+                     and r.body["contract_code"] == code and r.body["type"] == "limit"]
+            if old is None:
+                assert exits, (now, symbol, "no exit ladder")
+                for j, r in exits:
+                    assert j > i  # the stop goes out first
+                    assert set(r.body) == {"contract_code", "volume", "margin_mode", "side", "time_in_force",
+                                           "client_order_id", "price", "reduce_only", "type", "channel_code"}
+                    assert (r.body["reduce_only"], r.body["side"], r.body["margin_mode"]) == (
+                        1, "sell" if pos.side == "long" else "buy", "cross")
+                    price = Decimal(r.body["price"])
+                    assert price > pos.entry_price if pos.side == "long" else price < pos.entry_price
+                assert sum(Decimal(r.body["volume"]) for _, r in exits) <= pos.contracts
+    assert opened["long"] >= 1 and sum(opened.values()) >= 3, opened
+    # some of those stops fired on the venue, and the engine recorded the closed trades
+    assert [o for o in venue.sim.all_orders() if o.kind == "stop_loss" and o.status == "filled"]
+    assert any(isinstance(e, TradeClosed) for e in run.events)
+    assert venue.calls("GET", "/v5/trade/order/details")  # closed trades read their fills
+    assert venue.calls("GET", "/linear-swap-ex/market/history/kline")  # the candles came from the venue
+
+
+# --------------------------------------------------------------------------- 2. lost replies
+
+
+def _is(kind: str, reduce_only: bool) -> Callable[[VenueRequest], bool]:
+    return lambda r: isinstance(r.body, dict) and r.body.get("type") == kind and \
+        bool(r.body.get("reduce_only")) == reduce_only
+
+
+async def test_lost_replies_and_failed_sends_never_duplicate_an_order(venue, tmp_path):
+    timeout_ms = 600
+    lost_entry = venue.inject(Fault("POST", "/v5/trade/order", _is("post_only", False), execute=True, delay=1.5,
+                                    name="entry created, reply lost"))
+    lost_stop = venue.inject(Fault("POST", "/v5/algo/order", execute=True, delay=1.5, name="stop created, reply lost"))
+    failed_exit = venue.inject(Fault("POST", "/v5/trade/order", _is("limit", True), execute=False,
+                                     reply=Reply(status=502, text="<html>502 Bad Gateway</html>"),
+                                     name="exit not created, 502"))
+    run = await run_engine(venue, tmp_path, steps=70, timeout_ms=timeout_ms)
+    assert run.steps == 70
+    for fault in (lost_entry, lost_stop, failed_exit):
+        assert len(fault.hits) == 1, fault.name
+    assert venue.duplicate_client_ids == [] and venue.unexpected == [] and venue.auth_failures == []
+    assert run.pauses.problems == []
+    assert not [e for e in run.events if isinstance(e, ErrorEvent)]  # handled inside the adapter
+
+    def same_cid(path: str, key: str, cid: int) -> list[VenueRequest]:
+        return [r for r in venue.requests if r.path == path and (
+            (isinstance(r.body, dict) and r.body.get(key) == cid) or r.query.get(key) == str(cid))]
+
+    # entry: sent once, reply lost; the same client id was looked up and the order adopted
+    cid = lost_entry.hits[0].body["client_order_id"]
+    trail = same_cid("/v5/trade/order", "client_order_id", cid)
+    assert [r.method for r in trail][:2] == ["POST", "GET"] and [r.method for r in trail].count("POST") == 1
+    assert trail[1].reply["data"]["client_order_id"] == str(cid)  # the lookup found it
+    assert [o.client_order_id for o in venue.sim.all_orders()].count(cid) == 1
+    assert [e.client_order_id for e in run.orders("placed", "entry")].count(cid) == 1
+
+    # stop: the same on the algo endpoints
+    cid = lost_stop.hits[0].body["algo_client_order_id"]
+    posts = same_cid("/v5/algo/order", "algo_client_order_id", cid)
+    assert [r.method for r in posts][:2] == ["POST", "GET"] and [r.method for r in posts].count("POST") == 1
+    assert posts[1].query["type"] == "sl" and posts[1].reply["data"][0]["algo_client_order_id"] == str(cid)
+    assert [o.client_order_id for o in venue.sim.all_orders()].count(cid) == 1
+    assert [e.client_order_id for e in run.orders("placed", "stop")].count(cid) == 1
+
+    # exit: the 502 came before the venue acted; a negative lookup allowed ONE resend, same id
+    cid = failed_exit.hits[0].body["client_order_id"]
+    trail = same_cid("/v5/trade/order", "client_order_id", cid)
+    assert [r.method for r in trail][:3] == ["POST", "GET", "POST"]
+    assert trail[1].reply["data"] is None and "order_id" in trail[2].reply["data"]
+    assert [o.client_order_id for o in venue.sim.all_orders()].count(cid) == 1
+
+
+# --------------------------------------------------------------------------- 3. secrets
+
+
+async def test_credentials_never_reach_events_logs_or_errors(tmp_path, caplog):
+    caplog.set_level(logging.DEBUG)
+    key, secret = "AKsecret-31d4c0ffee-unique-key", "SKsecret-8badf00d-unique-secret"
+    with deny_network() as refused:
+        async with FakeHtxVenue(api_key=key, secret=secret, start_candles=WARMUP) as v:
+            # mid-run: a read whose replies are lost until the retries give up (ccxt's timeout
+            # text holds the signed URL), a gateway page, then the key is revoked: the loop stops
+            plan = {
+                15: lambda: v.inject(Fault("GET", "/v5/account/balance", delay=1.0, times=3, name="timeouts")),
+                25: lambda: v.inject(Fault("GET", "/v5/trade/position/opens", execute=False, name="502")),
+                40: v.revoke_key,
+            }
+            run = await run_engine(v, tmp_path, steps=60, settings=live_settings(key, secret), timeout_ms=400,
+                                   at_step=plan, expect_error=E.AuthError)
+    assert refused == []
+    assert isinstance(run.error, E.AuthError) and run.pauses.steps == 40
+    assert run.orders("placed", "entry") and run.orders("placed", "stop")  # it did trade
+    assert v.revoked_at_ms is not None and [r.path for r in v.auth_failures] == ["/v5/account/balance"]
+    assert all(r.venue_ms >= v.revoked_at_ms for r in v.auth_failures)  # the key worked until it was revoked
+    assert any(r.signed and r.venue_ms < v.revoked_at_ms for r in v.calls("POST", "/v5/trade/order"))
+    assert all(f.times == 0 for f in v.faults)
+
+    errors = [e for e in run.events if isinstance(e, ErrorEvent)]
+    assert any(e.where == "step" and "Timeout" in e.message for e in errors)
+    assert errors[-1].fatal and errors[-1].where == "auth"
+
+    forbidden = (key, secret, "Signature=", "AccessKeyId=")
+    events_text = "\n".join(json.dumps(e.to_record(), default=str) for e in run.events)
+    exc = run.error
+    error_text = "".join(traceback.format_exception(exc)) + repr(exc) + str(exc.args)
+    # (the fake venue's own aiohttp server logs are not the bot's)
+    records = [r for r in caplog.records if not r.name.startswith(("aiohttp.server", "aiohttp.access", "aiohttp.web"))]
+    formatter = logging.Formatter("%(name)s %(levelname)s %(message)s")
+    logs_text = "\n".join(formatter.format(r) for r in records)
+    assert any("/v5/account/balance" in r.getMessage() for r in records)  # ccxt logged its requests
+    db = (tmp_path / "live.sqlite").read_bytes()
+    for text, where in ((events_text, "events"), (error_text, "exception"), (logs_text, "logs")):
+        for s in forbidden:
+            assert s not in text, f"{s!r} leaked into {where}"
+    assert key.encode() not in db and secret.encode() not in db
+
+
+# --------------------------------------------------------------------------- engine findings (fixed)
+
+
+async def test_trade_record_includes_the_entry_fill(venue, tmp_path):
+    run = await run_engine(venue, tmp_path, steps=30)
+    trade = next(e for e in run.events if isinstance(e, TradeClosed))
+    fills = [f for f in await venue.sim.fetch_fills([trade.symbol], 0) if f.ts_ms < trade.ts_ms]
+    opening = [f for f in fills if f.side == ("buy" if trade.side == "long" else "sell")]
+    assert opening and len(fills) > len(opening)  # the venue has the entry and the exit fills
+    entry = sum(f.price * f.amount for f in opening) / sum(f.amount for f in opening)
+    assert (trade.fees, trade.entry_price) == (sum(f.fee for f in fills), entry)
+
+
+async def test_feed_warm_up_longer_than_one_page(tmp_path):
+    """HTX ignores from/to when `size` is sent (ccxt 4.5.90's comment; the venue's default): the
+    feed must page by window or a warm-up longer than one page silently shrinks to 999 candles."""
+    from fake_htx_venue import XRP_CSV
+    from engine.market.feeds import read_candles_csv
+
+    with deny_network():
+        series = {XRP: read_candles_csv(XRP_CSV)}
+        async with FakeHtxVenue(api_key=API_KEY, secret=SECRET, series=series, start_candles=1900) as v:
+            htx = HtxExchange(v.htx_config(retry=fast_policy()))
+            try:
+                await htx.load_markets()
+                feed = CcxtFeed(htx._ccxt, [XRP], "5m", warmup_candles=1500, by_window=True)
+                history = await feed.poll(v.now_ms)
+            finally:
+                await htx.close()
+    assert len(history[XRP]) == 1500
