@@ -57,8 +57,8 @@ def choose_mode(args: argparse.Namespace, settings: Any) -> str:
             _fail("--live needs HTX_API_KEY and HTX_API_SECRET in the settings file "
                   f"({args.env}); try --paper or --demo")
         return "live"
-    if args.paper:
-        return "paper"
+    if args.paper or (settings.glob.dry_run and not args.demo):
+        return "paper"  # DRY_RUN=true: simulated fills on live prices
     if args.demo or not has_api_key(settings):
         return "demo"
     _fail(f"an HTX API key is configured in {args.env}: choose --live (real orders), "
@@ -164,7 +164,7 @@ async def run_headless(host: Any, *, logger: logging.Logger | None = None,
 def main_headless(args: argparse.Namespace, settings: Any, mode: str) -> int:
     from .host import EngineHost
 
-    configure_logging()
+    configure_logging(getattr(logging, settings.glob.log_level))
     speed = args.speed if args.speed is not None else 0.0
     host = EngineHost(settings, mode=mode, speed=speed, data_dir=args.data, max_steps=args.steps)
     log = logging.getLogger("crot.tui")

@@ -11,7 +11,9 @@ import sys
 import time
 from pathlib import Path
 
-from engine.settings import SIDES, SettingsError, catalog, file_warnings, load_settings, value_of
+from engine.settings import (
+    SIDES, SettingsError, catalog, file_warnings, load_settings, planned_warnings, value_of,
+)
 from engine.settings.envfile import atomic_write_text
 from engine.settings.render import display, env_example, settings_doc, snapshot_toml
 
@@ -28,7 +30,7 @@ def _load(env: str, missing_ok: bool = False):
 
 def cmd_config_check(args: argparse.Namespace) -> int:
     settings = _load(args.env)
-    for w in file_warnings(args.env):
+    for w in file_warnings(args.env) + planned_warnings(settings):
         print(f"warning: {w}", file=sys.stderr)
     g = settings.glob
     overrides = [k for k in settings.source if k.startswith(("LONG_", "SHORT_"))]

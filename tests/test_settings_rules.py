@@ -119,3 +119,20 @@ def test_bot_profiles_selects_sides():
     assert load_text("BOT_PROFILES=short\n").enabled == ("short",)
     assert load_text("BOT_PROFILES=\n").enabled == ()
     assert load_text("BOT_PROFILES=short,long\n").enabled == ("long", "short")
+
+
+def test_safety_switches_cannot_be_turned_off():
+    problems = problems_of("POST_ONLY_ENABLED=false\nREDUCE_ONLY_ENABLED=0\nENABLE_RATE_LIMIT=no\n")
+    assert [p.key for p in problems] == ["POST_ONLY_ENABLED", "REDUCE_ONLY_ENABLED", "ENABLE_RATE_LIMIT"]
+    assert all("cannot be turned off" in p.message for p in problems)
+    assert load_text("POST_ONLY_ENABLED=true\n").glob.post_only_enabled is True
+
+
+def test_settings_not_yet_in_effect_are_accepted_but_warned_about():
+    from engine.settings import by_key, planned_warnings
+
+    s = load_text("ENABLE_CONTROLLED_LOSS_EXIT=false\nSHORT_CONTROLLED_LOSS_RAMP_MINUTES=600\nHARD_STOP_LOSS_PCT=0.02\n")
+    warnings = planned_warnings(s)
+    assert len(warnings) == 2 and "ENABLE_CONTROLLED_LOSS_EXIT" in warnings[0]
+    assert by_key()["ENABLE_CONTROLLED_LOSS_EXIT"].planned
+    assert not by_key()["HARD_STOP_LOSS_PCT"].planned

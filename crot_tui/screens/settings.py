@@ -110,6 +110,8 @@ class SettingField(Vertical):
         head.append(self.key, style="bold")
         scope = "per side" if info.scope == "side" else "global"
         head.append(f"  {scope}", style="dim")
+        if info.planned:
+            head.append("  not yet in effect", style="bold yellow")
         head.append("\n")
         head.append(info.description or "", style="dim")
         yield Static(head, classes="setting-head")

@@ -9,6 +9,7 @@ imports either.
 from __future__ import annotations
 
 import logging
+import math
 import time
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -22,7 +23,7 @@ from engine.market.candles import Candle, timeframe_ms
 from engine.reference import ReferenceTracker
 from engine.settings import Settings
 from engine.store.state import StateStore
-from engine.strategy import EntryContext, FeatureEngine, evaluate, select_entries
+from engine.strategy import EntryContext, FeatureEngine, GateResult, evaluate, select_entries
 
 from .events import Account, CycleStats, EngineStatus, ErrorEvent, EventBus, TradeClosed
 from .positions import MarketContext
@@ -148,7 +149,7 @@ class Engine:
             if regime is not None:
                 self.bus.publish(regime)
             self.overlays[side] = self.macro[side].overlay(side)
-            extra = self._extra_gates(side, now_ms) if new_candle else {}
+            extra = self._extra_gates(side, now_ms, snapshot.books) if new_candle else {}
             decisions = self._decisions(side, extra, now_ms - self.step_ms) if new_candle else {}
             contexts = self._contexts(side, now_ms)
             no_averaging = {s for s in self.symbols if not self.reference.averaging_allowed(side, s, now_ms, p)[0]}
@@ -184,8 +185,8 @@ class Engine:
             self.bus.publish(ErrorEvent(0, "reference", f"reference prices unavailable ({type(exc).__name__})"))
             return {}
 
-    def _extra_gates(self, side: str, now_ms: int) -> dict[str, tuple[Any, ...]]:
-        """Macro regime and cross-exchange reference gates, per symbol, for the decisions."""
+    def _extra_gates(self, side: str, now_ms: int, books: dict[str, Any]) -> dict[str, tuple[Any, ...]]:
+        """Spread, macro regime and cross-exchange reference gates, per symbol, for the decisions."""
         p = self.settings.side(side)
         macro_gate = self.macro[side].gate(side)
         out: dict[str, tuple[Any, ...]] = {}
@@ -194,7 +195,7 @@ class Engine:
             ev = self.reference.event_if_changed(symbol, r, now_ms)
             if ev is not None:
                 self.bus.publish(ev)
-            out[symbol] = (macro_gate, *r.gates)
+            out[symbol] = (spread_gate(p, books.get(symbol)), macro_gate, *r.gates)
         return out
 
     def _decisions(self, side: str, extra: dict[str, tuple[Any, ...]], candle_ts: int) -> dict[str, Any]:
@@ -222,6 +223,20 @@ class Engine:
     @property
     def step_ms(self) -> int:
         return timeframe_ms(self.base_tf)
+
+
+def spread_gate(p: Any, book: Any) -> GateResult:
+    """ENTRY_SPREAD_FILTER_*: the HTX book's bid/ask spread in bps must be small enough to
+    enter; an unreadable book blocks only with ENTRY_SPREAD_FILTER_BLOCK_IF_UNAVAILABLE."""
+    limit = float(p.entry_spread_filter_max_bps)
+    if book is None or not book.valid:
+        passed = not (p.entry_spread_filter_enabled and p.entry_spread_filter_block_if_unavailable)
+        return GateResult("spread", math.nan, limit, passed, "hard" if p.entry_spread_filter_enabled else "info",
+                          "<=", "book unavailable")
+    spread = float((book.ask - book.bid) / book.mid * 10_000)
+    if not p.entry_spread_filter_enabled:
+        return GateResult("spread", spread, limit, True, "info", "<=", "filter off")
+    return GateResult("spread", spread, limit, spread <= limit, "hard", "<=")
 
 
 def _entry_context(**kw: Any) -> EntryContext:

@@ -6,6 +6,7 @@ from .loader import (
     file_warnings,
     load_settings,
     lookup,
+    planned_warnings,
     save_settings,
     validate_value,
 )
@@ -13,6 +14,6 @@ from .model import SIDES, GlobalSettings, ProfileSettings, Settings, Side, by_ke
 
 __all__ = [
     "SIDES", "GlobalSettings", "ProfileSettings", "Problem", "Settings", "SettingsError", "Side",
-    "by_key", "catalog", "file_warnings", "load_settings", "lookup", "save_settings",
+    "by_key", "catalog", "file_warnings", "load_settings", "lookup", "planned_warnings", "save_settings",
     "validate_value", "value_of",
 ]

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal, get_args, get_origin
 
-from pydantic import BeforeValidator, Field, SecretStr
+from pydantic import AfterValidator, BeforeValidator, Field, SecretStr
 from pydantic.fields import FieldInfo
 
 Scope = Literal["side", "global"]
@@ -86,6 +86,15 @@ WordList = Annotated[tuple[str, ...], BeforeValidator(_lower_list)]
 """Comma-separated words, lower-cased, e.g. `btc,eth,xrp`."""
 Str = Annotated[str, BeforeValidator(_strip)]
 
+def _must_be_true(value: bool) -> bool:
+    if value is not True:
+        raise ValueError("CROT always keeps this on (it protects the account); remove the line or set true")
+    return value
+
+
+AlwaysOn = Annotated[bool, AfterValidator(_must_be_true)]
+"""A safety switch that exists for compatibility with the reference settings but cannot be off."""
+
 Timeframe = Literal["1m", "5m", "15m", "30m", "1h", "4h", "1d"]
 TIMEFRAME_MINUTES: dict[str, int] = {
     "1m": 1, "5m": 5, "15m": 15, "30m": 30, "1h": 60, "4h": 240, "1d": 1440,
@@ -104,14 +113,20 @@ def setting(
     gt: float | None = None,
     lt: float | None = None,
     env: str | None = None,
+    planned: bool = False,
 ) -> Any:
     """Declare one setting. `env` is only needed when the .env key is not the field name
-    upper-cased (the reference-price group carries an EXTERNAL_PRICE_ prefix)."""
+    upper-cased (the reference-price group carries an EXTERNAL_PRICE_ prefix). `planned` marks
+    a setting of the reference catalog whose behaviour CROT does not implement yet: it is
+    accepted and validated, documented as not yet in effect, and `crot config check` warns when
+    it is changed from its default."""
     if group not in GROUP_TITLES:
         raise ValueError(f"unknown settings group {group!r}")
     extra: dict[str, Any] = {"group": group, "scope": scope, "unit": unit}
     if env:
         extra["env"] = env
+    if planned:
+        extra["status"] = "planned"
     return Field(
         default=default,
         description=description,
@@ -141,6 +156,7 @@ class SettingInfo:
     gt: float | None
     lt: float | None
     field: FieldInfo
+    planned: bool = False  # accepted but not yet in effect (see `setting`)
 
     @property
     def secret(self) -> bool:
@@ -164,6 +180,8 @@ class SettingInfo:
             "float-list": "comma-separated numbers (e.g. 0.5,0.5)",
             "word-list": "comma-separated words (e.g. btc,eth)",
         }.get(self.kind, "")
+        if self.kind == "bool" and any(getattr(m, "func", None) is _must_be_true for m in self.field.metadata):
+            base = "true (cannot be turned off)"
         if self.kind == "choice":
             base = "one of: " + ", ".join(self.choices)
         elif self.kind == "word-list" and self.choices:
@@ -255,6 +273,7 @@ def describe_field(name: str, field: FieldInfo) -> SettingInfo:
         gt=_constraint(field, "gt"),
         lt=_constraint(field, "lt"),
         field=field,
+        planned=extra.get("status") == "planned",
     )
 
 

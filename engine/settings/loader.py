@@ -211,6 +211,16 @@ def load_settings(path: str | os.PathLike[str] | None = ".env", *, missing_ok: b
     return settings_from_assignments(assignments, str(p))
 
 
+def planned_warnings(settings: Settings) -> list[str]:
+    """Settings set in `.env` whose behaviour CROT does not implement yet (no silent no-op)."""
+    out = []
+    for key in settings.source:
+        info = lookup(key)
+        if info is not None and info.planned:
+            out.append(f"{key} is not yet in effect in CROT; its value is validated but ignored")
+    return out
+
+
 def file_warnings(path: str | os.PathLike[str]) -> list[str]:
     """Non-fatal remarks about the file itself (permissions of a file that holds API keys)."""
     p = Path(path)

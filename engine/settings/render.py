@@ -41,7 +41,8 @@ def env_example() -> str:
         out += [f"# {'=' * 76}", f"# {GROUP_TITLES[group]}", f"# {'=' * 76}", ""]
         for info in items:
             scope = "[per side] " if info.scope == "side" else ""
-            out.append(f"# {scope}{info.description}")
+            planned = "[not yet in effect] " if info.planned else ""
+            out.append(f"# {scope}{planned}{info.description}")
             out.append(f"# Expected: {info.expected()}")
             default = "" if info.secret else format_value(info.default)
             out.append(f"{info.key}={default}")
@@ -62,14 +63,19 @@ def settings_doc() -> str:
         "Every setting is read from `.env`. Settings marked *side* accept a `LONG_` or `SHORT_`",
         "prefix to override the shared value for one profile.",
         "",
+        "Settings marked **Not yet in effect** come from the reference bot's catalog; CROT accepts",
+        "and validates them (so an existing `.env` keeps working) but does not act on them yet, and",
+        "`crot config check` warns when one is changed from its default.",
+        "",
     ]
     for group, items in _grouped().items():
         out += [f"## {GROUP_TITLES[group]}", "", "| Key | Default | Expected | Scope | Description |",
                 "|---|---|---|---|---|"]
         for info in items:
             default = "" if info.secret else format_value(info.default)
+            note = "**Not yet in effect.** " if info.planned else ""
             out.append(f"| `{info.key}` | `{_md(default)}` | {_md(info.expected())} | {info.scope} "
-                       f"| {_md(info.description)} |")
+                       f"| {note}{_md(info.description)} |")
         out.append("")
     return "\n".join(out)
 

@@ -33,7 +33,7 @@ class AveragingSettings(BaseModel):
     ema_averaging_power: float = setting(
         1.0,
         "Legacy exponent on position growth for add size; kept for compatibility, 1 = no effect.",
-        group="averaging", unit="x", ge=0,
+        group="averaging", planned=True, unit="x", ge=0,
     )
     ema_averaging_interval_hours: float = setting(
         8.0,

@@ -4,7 +4,7 @@ from typing import Literal  # noqa: F401
 
 from pydantic import BaseModel, SecretStr  # noqa: F401
 
-from ..fields import ProfileList, Str, Timeframe, WordList, float_list, setting  # noqa: F401
+from ..fields import AlwaysOn, ProfileList, Str, Timeframe, WordList, float_list, setting  # noqa: F401
 
 
 class ExchangeGlobalSettings(BaseModel):
@@ -15,7 +15,7 @@ class ExchangeGlobalSettings(BaseModel):
         "Quote and margin currency of traded contracts; one of: USDT.",
         group="exchange", scope="global",
     )
-    enable_rate_limit: bool = setting(
+    enable_rate_limit: AlwaysOn = setting(
         True,
         "Keep ccxt's built-in request rate limiter on (strongly recommended).",
         group="exchange", scope="global",
@@ -33,12 +33,12 @@ class ExchangeGlobalSettings(BaseModel):
     set_position_mode_on_start: bool = setting(
         True,
         "At startup set the account to one-way position mode if it is not already.",
-        group="exchange", scope="global",
+        group="exchange", planned=True, scope="global",
     )
     set_leverage_on_start: bool = setting(
         False,
         "At startup apply LEVERAGE to each traded contract on the exchange; off = never change live leverage.",
-        group="exchange", scope="global",
+        group="exchange", planned=True, scope="global",
     )
     contract_hostnames: WordList = setting(
         ('api.hbdm.com', 'api.hbdm.vn'),
@@ -48,12 +48,12 @@ class ExchangeGlobalSettings(BaseModel):
     market_load_retries: int = setting(
         4,
         "How many times to retry loading exchange markets at startup before giving up.",
-        group="exchange", scope="global", unit="count", ge=0,
+        group="exchange", planned=True, scope="global", unit="count", ge=0,
     )
     markets_cache_max_age_sec: int = setting(
         604800,
         "Maximum age of the cached markets file before markets are reloaded from the exchange.",
-        group="exchange", scope="global", unit="seconds", ge=0,
+        group="exchange", planned=True, scope="global", unit="seconds", ge=0,
     )
     margin_mode: Literal["cross"] = setting(
         'cross',

@@ -153,7 +153,7 @@ class ExitsSettings(BaseModel):
     ema_exit_runner_use_aggressive_limit: bool = setting(
         True,
         "Close the runner with a limit order at the current price instead of a market order (inferred)",
-        group="exits",
+        group="exits", planned=True,
     )
     ema_breakeven_enabled: bool = setting(
         True,
@@ -168,7 +168,7 @@ class ExitsSettings(BaseModel):
     ema_breakeven_reprice_minutes: float = setting(
         15.0,
         "How often the breakeven exit order is re-placed.",
-        group="exits", unit="minutes", gt=0,
+        group="exits", planned=True, unit="minutes", gt=0,
     )
     ema_breakeven_fee_buffer: float = setting(
         0.0002,
@@ -218,7 +218,7 @@ class ExitsSettings(BaseModel):
     hard_time_exit_bypass_profit_bank: bool = setting(
         True,
         "Let the hard time exit take losses without needing the controlled-loss profit bank.",
-        group="exits",
+        group="exits", planned=True,
     )
     hard_stop_loss_enabled: bool = setting(
         True,
@@ -253,210 +253,210 @@ class ExitsSettings(BaseModel):
     soft_defensive_exit_enabled: bool = setting(
         True,
         "Exit step by step when the signal breaks, drawdown is large enough and BTC moves against the trade.",
-        group="exits",
+        group="exits", planned=True,
     )
     soft_defensive_exit_min_drawdown: float = setting(
         0.02,
         "Minimum adverse move from entry before a soft defensive exit can start.",
-        group="exits", unit="fraction of price", ge=0, le=1,
+        group="exits", planned=True, unit="fraction of price", ge=0, le=1,
     )
     soft_defensive_exit_btc_against_return: float = setting(
         0.003,
         "BTC 30-minute move against the trade required for a soft defensive exit; 0 = not required.",
-        group="exits", unit="fraction", ge=0, le=1,
+        group="exits", planned=True, unit="fraction", ge=0, le=1,
     )
     soft_defensive_exit_confirmations: int = setting(
         2,
         "Consecutive signal updates meeting the conditions before the soft defensive exit acts.",
-        group="exits", unit="count", ge=1,
+        group="exits", planned=True, unit="count", ge=1,
     )
     soft_defensive_exit_initial_fraction: float = setting(
         0.33,
         "Share of the position closed by the first soft defensive exit order.",
-        group="exits", unit="fraction", ge=0, le=1,
+        group="exits", planned=True, unit="fraction", ge=0, le=1,
     )
     soft_defensive_exit_step_fraction: float = setting(
         0.33,
         "Share added at each soft defensive re-price while conditions persist.",
-        group="exits", unit="fraction", ge=0, le=1,
+        group="exits", planned=True, unit="fraction", ge=0, le=1,
     )
     soft_defensive_exit_max_fraction: float = setting(
         1.0,
         "Largest total share the soft defensive exit may close.",
-        group="exits", unit="fraction", ge=0, le=1,
+        group="exits", planned=True, unit="fraction", ge=0, le=1,
     )
     soft_defensive_exit_reprice_minutes: float = setting(
         6.0,
         "Interval between soft defensive exit re-prices and size increases.",
-        group="exits", unit="minutes", ge=0,
+        group="exits", planned=True, unit="minutes", ge=0,
     )
     enable_absolute_force_exit: bool = setting(
         False,
         "Force a full reduce-only exit once a position is older than ABSOLUTE_FORCE_EXIT_AFTER_MINUTES (inferred)",
-        group="exits",
+        group="exits", planned=True,
     )
     absolute_force_exit_after_minutes: float = setting(
         0.0,
         "Holding time that triggers the absolute force exit; 0 = off.",
-        group="exits", unit="minutes", ge=0,
+        group="exits", planned=True, unit="minutes", ge=0,
     )
     enable_controlled_loss_exit: bool = setting(
         True,
         "Close stale losing positions gradually, funding the loss from recent realized profit.",
-        group="exits",
+        group="exits", planned=True,
     )
     controlled_loss_after_zombie_minutes: float = setting(
         180.0,
         "How long a stalled (zombie) position waits before the controlled-loss exit may start (inferred)",
-        group="exits", unit="minutes", ge=0,
+        group="exits", planned=True, unit="minutes", ge=0,
     )
     controlled_loss_min_drawdown: float = setting(
         0.025,
         "Minimum adverse move from entry for the controlled-loss exit to apply (inferred)",
-        group="exits", unit="fraction of price", ge=0, le=1,
+        group="exits", planned=True, unit="fraction of price", ge=0, le=1,
     )
     controlled_loss_max_loss_on_notional: float = setting(
         0.06,
         "Largest loss, as a fraction of notional, a controlled-loss exit may accept.",
-        group="exits", unit="fraction", ge=0, le=1,
+        group="exits", planned=True, unit="fraction", ge=0, le=1,
     )
     controlled_loss_max_position_fraction: float = setting(
         0.2,
         "Largest share of a position closed per controlled-loss exit.",
-        group="exits", unit="fraction", ge=0, le=1,
+        group="exits", planned=True, unit="fraction", ge=0, le=1,
     )
     controlled_loss_profit_bank_today_fraction: float = setting(
         0.75,
         "Share of today's realized profit available to fund controlled losses.",
-        group="exits", unit="fraction", ge=0, le=1,
+        group="exits", planned=True, unit="fraction", ge=0, le=1,
     )
     controlled_loss_profit_bank_7d_fraction: float = setting(
         0.12,
         "Share of the last 7 days' realized profit available to fund controlled losses.",
-        group="exits", unit="fraction", ge=0, le=1,
+        group="exits", planned=True, unit="fraction", ge=0, le=1,
     )
     controlled_loss_min_bank_usdt: float = setting(
         5.0,
         "Controlled-loss exits need a profit bank of at least this.",
-        group="exits", unit="USDT", ge=0,
+        group="exits", planned=True, unit="USDT", ge=0,
     )
     controlled_loss_min_move_fraction: float = setting(
         0.1,
         "Starting fraction of the way the close price moves from entry toward the market price.",
-        group="exits", unit="fraction", ge=0, le=1,
+        group="exits", planned=True, unit="fraction", ge=0, le=1,
     )
     controlled_loss_ramp_minutes: float = setting(
         1440.0,
         "Time over which the controlled-loss close price ramps to the market price.",
-        group="exits", unit="minutes", ge=0,
+        group="exits", planned=True, unit="minutes", ge=0,
     )
     controlled_loss_reprice_minutes: float = setting(
         60.0,
         "Interval for re-placing a stale controlled-loss exit ladder.",
-        group="exits", unit="minutes", ge=0,
+        group="exits", planned=True, unit="minutes", ge=0,
     )
     controlled_loss_macro_gap_reference: float = setting(
         0.02,
         "Adverse trend EMA gap at which the controlled-loss ramp reaches its maximum speed-up.",
-        group="exits", unit="fraction", gt=0, le=1,
+        group="exits", planned=True, unit="fraction", gt=0, le=1,
     )
     controlled_loss_macro_max_speed_multiplier: float = setting(
         2.0,
         "Maximum ramp speed-up under an adverse trend or macro overlay.",
-        group="exits", unit="x", ge=1,
+        group="exits", planned=True, unit="x", ge=1,
     )
     controlled_loss_volatility_speed_enabled: bool = setting(
         True,
         "Speed up the controlled-loss ramp during adverse local volatility spikes.",
-        group="exits",
+        group="exits", planned=True,
     )
     controlled_loss_volatility_reference: float = setting(
         0.0,
         "Reference volatility for spike detection; 0 = use VOLATILITY_REFERENCE.",
-        group="exits", unit="fraction", ge=0,
+        group="exits", planned=True, unit="fraction", ge=0,
     )
     controlled_loss_volatility_trigger_multiplier: float = setting(
         1.5,
         "Volatility/reference ratio above which the spike speed-up starts.",
-        group="exits", unit="x", ge=0,
+        group="exits", planned=True, unit="x", ge=0,
     )
     controlled_loss_volatility_max_speed_multiplier: float = setting(
         3.0,
         "Maximum ramp speed-up from a volatility spike.",
-        group="exits", unit="x", ge=1,
+        group="exits", planned=True, unit="x", ge=1,
     )
     controlled_loss_volatility_exponent: float = setting(
         2.0,
         "Steepness of the exponential ramp used during a volatility spike.",
-        group="exits", unit="x", ge=1,
+        group="exits", planned=True, unit="x", ge=1,
     )
     controlled_loss_volatility_reprice_min_move_delta: float = setting(
         0.05,
         "Re-price early during a spike once the ramp fraction grew by at least this.",
-        group="exits", unit="fraction", ge=0, le=1,
+        group="exits", planned=True, unit="fraction", ge=0, le=1,
     )
     cancel_unsafe_hidden_close_orders: bool = setting(
         True,
         "Cancel close orders found on the exchange but not tracked by the bot when they are unsafe (inferred)",
-        group="exits",
+        group="exits", planned=True,
     )
     enable_dynamic_profit_floor: bool = setting(
         False,
         "Lower the fee-based profit floor in high volatility, adverse funding or urgent time exits.",
-        group="exits",
+        group="exits", planned=True,
     )
     dynamic_profit_floor_volatility_multiplier_threshold: float = setting(
         1.5,
         "Daily volatility / reference at or above which the high-volatility reduction applies.",
-        group="exits", unit="x", ge=0,
+        group="exits", planned=True, unit="x", ge=0,
     )
     dynamic_profit_floor_high_vol_multiplier: float = setting(
         0.7,
         "Profit-floor multiplier in high volatility.",
-        group="exits", unit="fraction", ge=0, le=1,
+        group="exits", planned=True, unit="fraction", ge=0, le=1,
     )
     dynamic_profit_floor_adverse_funding_multiplier: float = setting(
         0.6,
         "Profit-floor multiplier when funding is adverse to the position.",
-        group="exits", unit="fraction", ge=0, le=1,
+        group="exits", planned=True, unit="fraction", ge=0, le=1,
     )
     dynamic_profit_floor_urgent_multiplier: float = setting(
         0.4,
         "Profit-floor multiplier during an urgent time exit.",
-        group="exits", unit="fraction", ge=0, le=1,
+        group="exits", planned=True, unit="fraction", ge=0, le=1,
     )
     dynamic_profit_floor_min_rate: float = setting(
         0.0,
         "The dynamic profit floor never goes below this.",
-        group="exits", unit="fraction of price", ge=0, le=1,
+        group="exits", planned=True, unit="fraction of price", ge=0, le=1,
     )
     enable_funding_aware_exit: bool = setting(
         False,
         "Adjust exit markups by the current funding rate.",
-        group="exits",
+        group="exits", planned=True,
     )
     funding_cache_ttl_sec: int = setting(
         300,
         "How long a fetched funding rate is reused.",
-        group="exits", unit="seconds", ge=0,
+        group="exits", planned=True, unit="seconds", ge=0,
     )
     funding_positive_threshold: float = setting(
         0.0001,
         "Funding rate at or above which funding counts as positive (adverse for longs).",
-        group="exits", unit="fraction", ge=-1, le=1,
+        group="exits", planned=True, unit="fraction", ge=-1, le=1,
     )
     funding_negative_threshold: float = setting(
         -0.0001,
         "Funding rate at or below which funding counts as negative (adverse for shorts).",
-        group="exits", unit="fraction", ge=-1, le=1,
+        group="exits", planned=True, unit="fraction", ge=-1, le=1,
     )
     funding_positive_markup_multiplier: float = setting(
         0.75,
         "Exit markup multiplier when funding is at or above the positive threshold (inferred)",
-        group="exits", unit="x", gt=0,
+        group="exits", planned=True, unit="x", gt=0,
     )
     funding_negative_markup_multiplier: float = setting(
         1.15,
         "Exit markup multiplier when funding is at or below the negative threshold (inferred)",
-        group="exits", unit="x", gt=0,
+        group="exits", planned=True, unit="x", gt=0,
     )

@@ -13,35 +13,35 @@ class HedgeGlobalSettings(BaseModel):
     btc_hedge_enabled: bool = setting(
         False,
         "Offset net long-minus-short altcoin notional with an opposite BTC perpetual position; needs both profiles.",
-        group="hedge", scope="global",
+        group="hedge", planned=True, scope="global",
     )
     btc_hedge_coin: Str = setting(
         'btc',
         "Coin whose USDT-M perpetual is used as the hedge instrument (default btc).",
-        group="hedge", scope="global",
+        group="hedge", planned=True, scope="global",
     )
     btc_hedge_ratio: float = setting(
         1.0,
         "Hedge notional as a multiple of the net long-minus-short exposure (1.0 = fully offset).",
-        group="hedge", scope="global", unit="x", ge=0,
+        group="hedge", planned=True, scope="global", unit="x", ge=0,
     )
     btc_hedge_min_rebalance_notional: float = setting(
         10.0,
         "Smallest hedge size change worth an order; smaller differences are left alone.",
-        group="hedge", scope="global", unit="USDT", ge=0,
+        group="hedge", planned=True, scope="global", unit="USDT", ge=0,
     )
     btc_hedge_max_notional: float = setting(
         0.0,
         "Upper limit on hedge notional; 0 = no cap (inferred)",
-        group="hedge", scope="global", unit="USDT", ge=0,
+        group="hedge", planned=True, scope="global", unit="USDT", ge=0,
     )
     btc_hedge_max_spread_bps: float = setting(
         30.0,
         "Skip opening or increasing the hedge while the hedge market's bid-ask spread is wider than this (inferred)",
-        group="hedge", scope="global", unit="bps", ge=0,
+        group="hedge", planned=True, scope="global", unit="bps", ge=0,
     )
     btc_hedge_cooldown_sec: float = setting(
         30.0,
         "Minimum time between two hedge rebalancing orders.",
-        group="hedge", scope="global", unit="seconds", ge=0,
+        group="hedge", planned=True, scope="global", unit="seconds", ge=0,
     )

@@ -23,5 +23,5 @@ class ProfilesGlobalSettings(BaseModel):
     coins_2: WordList = setting(
         (),
         "Optional comma list of coins traded through the second account (HTX_API_KEY_2).",
-        group="profiles", scope="global",
+        group="profiles", planned=True, scope="global",
     )

@@ -148,20 +148,20 @@ class ReferenceGlobalSettings(BaseModel):
     external_price_primary_exchange: Literal["htx"] = setting(
         'htx',
         "Exchange whose prices are checked against the reference; one of: htx.",
-        group="reference", scope="global", env="EXTERNAL_PRICE_PRIMARY_EXCHANGE",
+        group="reference", planned=True, scope="global", env="EXTERNAL_PRICE_PRIMARY_EXCHANGE",
     )
     external_price_reference_exchanges: WordList = setting(
         ('mexc',),
         "Comma list of ccxt exchange ids used as price reference (public data only; default mexc).",
-        group="reference", scope="global", env="EXTERNAL_PRICE_REFERENCE_EXCHANGES",
+        group="reference", planned=True, scope="global", env="EXTERNAL_PRICE_REFERENCE_EXCHANGES",
     )
     external_price_rest_poll_interval_sec: float = setting(
         1.0,
         "Interval between reference price polls.",
-        group="reference", scope="global", unit="seconds", gt=0, env="EXTERNAL_PRICE_REST_POLL_INTERVAL_SEC",
+        group="reference", planned=True, scope="global", unit="seconds", gt=0, env="EXTERNAL_PRICE_REST_POLL_INTERVAL_SEC",
     )
     external_price_rest_timeout_sec: float = setting(
         3.0,
         "Timeout of each reference price request.",
-        group="reference", scope="global", unit="seconds", gt=0, env="EXTERNAL_PRICE_REST_TIMEOUT_SEC",
+        group="reference", planned=True, scope="global", unit="seconds", gt=0, env="EXTERNAL_PRICE_REST_TIMEOUT_SEC",
     )

@@ -4,7 +4,7 @@ from typing import Literal  # noqa: F401
 
 from pydantic import BaseModel, SecretStr  # noqa: F401
 
-from ..fields import ProfileList, Str, Timeframe, WordList, float_list, setting  # noqa: F401
+from ..fields import AlwaysOn, ProfileList, Str, Timeframe, WordList, float_list, setting  # noqa: F401
 
 
 class RuntimeSettings(BaseModel):
@@ -13,12 +13,12 @@ class RuntimeSettings(BaseModel):
     state_file: Str = setting(
         '',
         "Per-profile state file; empty = computed from the profile's data directory.",
-        group="runtime",
+        group="runtime", planned=True,
     )
     markets_cache_file: Str = setting(
         '',
         "Per-profile cached exchange markets file; empty = computed from the profile's data directory.",
-        group="runtime",
+        group="runtime", planned=True,
     )
 
 
@@ -53,14 +53,14 @@ class RuntimeGlobalSettings(BaseModel):
     market_data_max_workers: int = setting(
         8,
         "Maximum parallel market-data requests per cycle.",
-        group="runtime", scope="global", unit="count", ge=1,
+        group="runtime", planned=True, scope="global", unit="count", ge=1,
     )
-    post_only_enabled: bool = setting(
+    post_only_enabled: AlwaysOn = setting(
         True,
         "Send entry limit orders as post-only (maker only).",
         group="runtime", scope="global",
     )
-    reduce_only_enabled: bool = setting(
+    reduce_only_enabled: AlwaysOn = setting(
         True,
         "Send all exits as reduce-only; when off the bot refuses to place exits.",
         group="runtime", scope="global",
@@ -68,10 +68,10 @@ class RuntimeGlobalSettings(BaseModel):
     fetch_fill_details_on_sync: bool = setting(
         True,
         "Fetch individual fills during state sync for exact prices and fees.",
-        group="runtime", scope="global",
+        group="runtime", planned=True, scope="global",
     )
     fill_detail_lookback_sec: int = setting(
         21600,
         "How far back fill details are fetched during state sync.",
-        group="runtime", scope="global", unit="seconds", ge=0,
+        group="runtime", planned=True, scope="global", unit="seconds", ge=0,
     )
