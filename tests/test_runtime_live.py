@@ -26,8 +26,10 @@ def make_settings(text: str):
 
 def test_coin_symbols_and_warmup():
     assert coin_symbols(("btc", "xrp")) == ["BTC/USDT:USDT", "XRP/USDT:USDT"]
-    s = make_settings("")
+    s = make_settings("ENABLE_GOLD_BTC_RSI_OVERLAY=false")
     assert warmup_candles(s) == int(1440 * 1.5) + 100  # EMA120 on 1h = 1440 5m candles
+    s = make_settings("")  # the gold overlay needs GOLD_MIN_CANDLES (80) 4h candles: 82 x 48 5m candles
+    assert warmup_candles(s) == 82 * 48
 
 
 async def test_paper_loop_warms_up_then_trades_and_protects(tmp_path):

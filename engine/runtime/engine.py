@@ -16,7 +16,7 @@ from decimal import Decimal
 from typing import Any
 
 from engine.exchange.base import Exchange, ReferenceFeed
-from engine.macro import MacroTracker
+from engine.macro import MacroSymbols, MacroTracker
 from engine.exchange.precision import D
 from engine.exchange.types import Market
 from engine.market.candles import Candle, timeframe_ms
@@ -42,7 +42,7 @@ class EngineFlags:
 class Engine:
     def __init__(self, settings: Settings, exchange: Exchange, store: StateStore, bus: EventBus, *,
                  symbols: list[str], benchmark: str | None = None, mode: str = "replay",
-                 reference_feed: ReferenceFeed | None = None):
+                 reference_feed: ReferenceFeed | None = None, macro_symbols: MacroSymbols | None = None):
         self.settings = settings
         self.exchange = exchange
         self.store = store
@@ -58,14 +58,20 @@ class Engine:
         self.last_candles: dict[str, Candle] = {}
         self.leverage: dict[str, Decimal | None] = {}
         self.overlays: dict[str, Overlay] = {"long": Overlay(), "short": Overlay()}
-        self.macro = {s: MacroTracker(settings.side(s), profile=s) for s in ("long", "short")}
+        # The macro overlay reads the gold proxy and BTC from the same closed-candle stream
+        # (aggregated to GOLD_TIMEFRAME inside the tracker); the gold proxy is never traded.
+        self.macro_symbols = macro_symbols
+        self.base_tf = settings.side("long").ema_trigger_timeframe
+        self.macro = {s: MacroTracker(settings.side(s), profile=s, source_timeframe=self.base_tf,
+                                      gold_symbol=(macro_symbols.gold or "") if macro_symbols else "",
+                                      btc_symbol=(macro_symbols.btc or "") if macro_symbols else "")
+                      for s in ("long", "short")}
         self.reference = ReferenceTracker(settings.glob.external_price_enabled)
         self.reference_feed = reference_feed
         self.realized = Decimal(0)
         self.fees = Decimal(0)
         bus.subscribe(self._on_event)
         self.cycles = 0
-        self.base_tf = settings.side("long").ema_trigger_timeframe
 
     # -- lifecycle -----------------------------------------------------------------------------
     async def start(self) -> None:
@@ -90,8 +96,18 @@ class Engine:
                 self.leverage[symbol] = None
                 self.bus.publish(ErrorEvent(0, "leverage", f"{symbol}: leverage unreadable ({type(exc).__name__})"))
 
+    def _feed_macro(self, candles_by_symbol: dict[str, list[Candle]]) -> None:
+        ms = self.macro_symbols
+        if ms is None or not ms.usable:
+            return
+        gold, btc = candles_by_symbol.get(ms.gold or "", []), candles_by_symbol.get(ms.btc or "", [])
+        if gold or btc:
+            for tracker in self.macro.values():
+                tracker.feed(gold=gold, btc=btc)
+
     def warm_up(self, history: dict[str, list[Candle]]) -> None:
         """Feed past closed candles to the indicators (start-up and restart)."""
+        self._feed_macro(history)
         for symbol, candles in history.items():
             for fe in self.features.values():
                 fe.on_candles(symbol, self.base_tf, candles)
@@ -128,6 +144,7 @@ class Engine:
         `new_candle` says whether entries are evaluated this step (default: when candles came
         in); a restart after a crash passes True to finish the interrupted step."""
         t0 = time.perf_counter()
+        self._feed_macro(new_candles)
         for symbol, candles in new_candles.items():
             if symbol not in self.markets and symbol != self.benchmark:
                 continue

@@ -22,6 +22,7 @@ from engine.exchange import errors as E
 from engine.exchange.base import Exchange, ReferenceFeed
 from engine.exchange.precision import D
 from engine.exchange.sim import SimConfig, SimulatedExchange
+from engine.macro import MacroSymbols, resolve_symbols
 from engine.market.candles import Candle, timeframe_minutes
 from engine.settings import Settings
 from engine.store.state import StateStore
@@ -40,13 +41,17 @@ def coin_symbols(coins: tuple[str, ...]) -> list[str]:
 
 
 def warmup_candles(settings: Settings) -> int:
-    """Base candles to load at start so the slowest EMA (macro slow, 1h) is warm and settled."""
+    """Base candles to load at start so the slowest EMA (macro slow, 1h) is warm and settled,
+    and, with the gold/BTC overlay on, GOLD_MIN_CANDLES candles of GOLD_TIMEFRAME exist."""
     need = 0
     for side in ("long", "short"):
         p = settings.side(side)
         base = timeframe_minutes(p.ema_trigger_timeframe)
-        need = max(need, math.ceil(p.ema_macro_slow_minutes / base))
-    return int(need * 1.5) + 100
+        need = max(need, int(math.ceil(p.ema_macro_slow_minutes / base) * 1.5) + 100)
+        if p.enable_gold_btc_rsi_overlay:
+            per = timeframe_minutes(p.gold_timeframe) // base
+            need = max(need, (p.gold_min_candles + 2) * per)
+    return need
 
 
 @dataclass
@@ -58,6 +63,7 @@ class LiveParts:
     reference: ReferenceFeed | None
     sim: SimulatedExchange | None = None  # paper mode: the exchange that fills orders
     closers: tuple[Any, ...] = ()
+    macro: MacroSymbols | None = None  # gold proxy and BTC for the macro overlay (read only)
 
 
 async def build_parts(settings: Settings, symbols: list[str], paper: bool) -> LiveParts:
@@ -75,15 +81,16 @@ async def build_parts(settings: Settings, symbols: list[str], paper: bool) -> Li
     reference = MexcReference() if g.external_price_enabled else None
     closers: tuple[Any, ...] = (htx,) + ((reference,) if reference else ())
     try:
-        feed_symbols = list(dict.fromkeys([*symbols, BENCHMARK]))
+        macro = resolve_symbols(await htx.load_markets(), settings.side("long"), BENCHMARK)
+        feed_symbols = list(dict.fromkeys([*symbols, BENCHMARK, *([macro.gold] if macro.usable else [])]))
         feed = CcxtFeed(htx._ccxt, feed_symbols, settings.side("long").ema_trigger_timeframe,
                         warmup_candles=warmup_candles(settings), by_window=True)
         if not paper:
-            return LiveParts(htx, feed, reference, None, closers)
+            return LiveParts(htx, feed, reference, None, closers, macro if macro.usable else None)
         markets = await htx.load_markets()
         sim = SimulatedExchange([markets[s] for s in symbols if s in markets],
                                 SimConfig(initial_wallet=D(g.dry_run_equity), stops_reserve_closeable=False))
-        return LiveParts(sim, feed, reference, sim, closers)
+        return LiveParts(sim, feed, reference, sim, closers, macro if macro.usable else None)
     except BaseException:
         for c in closers:  # never leave a client session open behind a failed start
             try:
@@ -130,7 +137,7 @@ async def run_live(
     steps = 0
     try:
         engine = Engine(settings, parts.exchange, store, bus, symbols=symbols, benchmark=benchmark, mode=mode,
-                        reference_feed=parts.reference)
+                        reference_feed=parts.reference, macro_symbols=parts.macro)
         await engine.start()
         if on_engine is not None:
             on_engine(engine)
@@ -154,6 +161,10 @@ async def run_live(
                             for c in candles:
                                 parts.sim.on_candle(symbol, c.ts_ms, D(c.open), D(c.high), D(c.low), D(c.close))
                 await engine.step(now, batch)
+                # The step's audit rows reach the disk before the next step: a kill loses at
+                # most the rows of the step it interrupts (trades and orders are also in the
+                # state database, transactionally).
+                await asyncio.to_thread(audit.flush)
                 heartbeat.touch()  # the watchdog restarts a bot whose heartbeat stalls
                 failures = 0
             except E.AuthError as exc:

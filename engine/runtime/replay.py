@@ -17,7 +17,8 @@ from engine.exchange.precision import D
 from engine.exchange.sim import SimConfig, SimulatedExchange
 from engine.exchange.types import Market
 from engine.market.candles import Candle, timeframe_ms
-from engine.market.feeds import FileFeed
+from engine.macro import resolve_symbols
+from engine.market.feeds import FileFeed, parse_recorded_filename
 from engine.settings import Settings
 from engine.store.state import StateStore
 
@@ -113,8 +114,15 @@ async def run_replay(
     `on_step(done, total)` is called after every step (it may be async: the UI uses it to pace
     the demo); `on_engine(engine)` receives the engine (again after a restart)."""
     timeframe = settings.side("long").ema_trigger_timeframe
-    feed = FileFeed.from_directory(data_dir, timeframe=timeframe, symbols=symbols)
-    symbols = list(feed.symbols)
+    # The macro overlay's gold proxy and BTC come from the same folder when it has them
+    # (e.g. XAUT_USDT_USDT-5m-futures.csv); they are read, never traded.
+    recorded = [f.symbol for f in map(parse_recorded_filename, sorted(Path(data_dir).glob("*.csv")))
+                if f is not None and f.timeframe == timeframe and f.kind in ("spot", "futures")]
+    macro = resolve_symbols(recorded, settings.side("long"))
+    traded = list(symbols) if symbols is not None else [s for s in recorded if s not in (macro.gold, macro.direct)]
+    extra = [s for s in (macro.gold, macro.btc) if macro.usable and s and s not in traded]
+    feed = FileFeed.from_directory(data_dir, timeframe=timeframe, symbols=traded + extra)
+    symbols = [s for s in feed.symbols if s in traded]
     markets = [demo_market(s, feed.history(s)) for s in symbols]
     cfg = sim_config or SimConfig(initial_wallet=D(settings.glob.dry_run_equity), stops_reserve_closeable=False,
                                   candle_ms=timeframe_ms(timeframe))
@@ -130,6 +138,7 @@ async def run_replay(
                                     writes_only=crash_writes_only)
     store = await StateStore.open(db_path)
     history: dict[str, list[Candle]] = {s: [] for s in symbols}
+    traded_set = set(symbols)
     audit = None
     if audit_dir is not None:  # the run's record, for `crot analyze`
         from engine.store.audit import AuditWriter
@@ -138,7 +147,8 @@ async def run_replay(
         bus.subscribe(audit)
 
     async def new_engine() -> Engine:
-        e = Engine(settings, exchange, store, bus, symbols=symbols, mode="replay")
+        e = Engine(settings, exchange, store, bus, symbols=symbols, mode="replay",
+                   macro_symbols=macro if macro.usable else None)
         await e.start()
         if on_engine is not None:
             on_engine(e)  # the UI's handle for commands (toggle profiles, pause entries)
@@ -153,7 +163,9 @@ async def run_replay(
         restarts = 0
         async for now, batch in feed.replay():
             for symbol, candles in batch.items():
-                history[symbol].extend(candles)
+                history.setdefault(symbol, []).extend(candles)
+                if symbol not in traded_set:
+                    continue  # macro inputs only
                 for c in candles:
                     sim.on_candle(symbol, c.ts_ms, D(c.open), D(c.high), D(c.low), D(c.close))
             try:
