@@ -13,6 +13,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from engine.runtime.commands import EngineCommands, EngineFlags
 from engine.runtime.events import Event, EventBus
 from engine.settings import Settings
 from engine.settings.loader import settings_from_assignments
@@ -51,33 +52,13 @@ def record_demo(steps: int = FAST_STEPS) -> Recording:
     return Recording(tuple(events), summary, summary.steps)
 
 
-class FakeEngine:
+class FakeEngine(EngineCommands):
     """The command surface of `Engine` for a recorded feed: flags and status events."""
 
     def __init__(self, bus: EventBus) -> None:
-        from engine.runtime.engine import EngineFlags
-
         self.bus = bus
         self.flags = EngineFlags()
         self.mode = "replay"
-
-    def _status(self, message: str) -> None:
-        from engine.runtime.events import EngineStatus
-
-        enabled = tuple(s for s, on in self.flags.enabled.items() if on)
-        self.bus.publish(EngineStatus(0, self.mode, enabled, self.flags.paused, message))
-
-    def set_profile(self, side: str, enabled: bool) -> None:
-        self.flags.enabled[side] = enabled
-        self._status(f"{side} profile {'on' if enabled else 'off'}")
-
-    def toggle_profile(self, side: str) -> bool:
-        self.set_profile(side, not self.flags.enabled[side])
-        return self.flags.enabled[side]
-
-    def pause_entries(self, paused: bool) -> None:
-        self.flags.paused = paused
-        self._status("new entries paused" if paused else "new entries resumed")
 
 
 def feed_runner(rec: Recording, *, chunk: int = 500):

@@ -11,7 +11,6 @@ from __future__ import annotations
 import logging
 import math
 import time
-from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
@@ -25,7 +24,8 @@ from engine.settings import Settings
 from engine.store.state import StateStore
 from engine.strategy import EntryContext, FeatureEngine, GateResult, evaluate, select_entries
 
-from .events import Account, CycleStats, EngineStatus, ErrorEvent, EventBus, TradeClosed
+from .commands import EngineCommands, EngineFlags
+from .events import Account, CycleStats, ErrorEvent, EventBus, TradeClosed
 from .positions import MarketContext
 from .profile import CycleInput, Overlay, ProfileRunner
 from .snapshot import read_snapshot
@@ -33,13 +33,7 @@ from .snapshot import read_snapshot
 log = logging.getLogger("crot.engine")
 
 
-@dataclass
-class EngineFlags:
-    enabled: dict[str, bool] = field(default_factory=lambda: {"long": True, "short": True})
-    paused: bool = False
-
-
-class Engine:
+class Engine(EngineCommands):
     def __init__(self, settings: Settings, exchange: Exchange, store: StateStore, bus: EventBus, *,
                  symbols: list[str], benchmark: str | None = None, mode: str = "replay",
                  reference_feed: ReferenceFeed | None = None, macro_symbols: MacroSymbols | None = None):
@@ -120,22 +114,6 @@ class Engine:
             self.fees += ev.fees
 
     # -- commands (the UI's and the CLI's only way in) -------------------------------------------
-    def set_profile(self, side: str, enabled: bool) -> None:
-        self.flags.enabled[side] = enabled
-        self._status(f"{side} profile {'on' if enabled else 'off'}")
-
-    def toggle_profile(self, side: str) -> bool:
-        self.set_profile(side, not self.flags.enabled[side])
-        return self.flags.enabled[side]
-
-    def pause_entries(self, paused: bool) -> None:
-        self.flags.paused = paused
-        self._status("new entries paused" if paused else "new entries resumed")
-
-    def _status(self, message: str, progress: float | None = None, now_ms: int = 0) -> None:
-        enabled = tuple(s for s, on in self.flags.enabled.items() if on)
-        self.bus.publish(EngineStatus(now_ms, self.mode, enabled, self.flags.paused, message, progress))
-
     # -- one step ----------------------------------------------------------------------------
     async def step(self, now_ms: int, new_candles: dict[str, list[Candle]], *,
                    new_candle: bool | None = None) -> None:
