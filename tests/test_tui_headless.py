@@ -40,13 +40,13 @@ async def test_log_sink_logs_important_events_only(caplog) -> None:
 
 def test_no_ui_demo_runs_to_the_end_with_exit_0_and_never_prints_secrets(tmp_path) -> None:
     secret = "SuperSecretKeyValue1234"
-    env = write_env(tmp_path / ".env", FAST_ENV + f"HTX_API_KEY={secret}\nHTX_API_SECRET=AnotherSecret9876\n")
+    env = write_env(tmp_path / ".env", FAST_ENV + f"HTX_API_KEY={secret}\nHTX_API_SECRET=not-a-real-secret-98\n")
     p = crot_tui("--no-ui", "--demo", "--steps", "200", "--env", str(env))
     out, err = p.communicate(timeout=120)
     assert p.returncode == 0, err
     assert "Replay summary" in out and "200 candles" in out
     assert " order  " in err and " stop   " in err and " trade  " in err
-    assert secret not in out + err and "AnotherSecret9876" not in out + err
+    assert secret not in out + err and "not-a-real-secret-98" not in out + err
 
 
 def test_settings_errors_exit_2_with_the_problem(tmp_path) -> None:
@@ -59,7 +59,7 @@ def test_settings_errors_exit_2_with_the_problem(tmp_path) -> None:
 
 
 def test_with_a_key_the_mode_must_be_chosen(tmp_path) -> None:
-    env = write_env(tmp_path / ".env", "HTX_API_KEY=abcd1234\nHTX_API_SECRET=efgh5678\n")
+    env = write_env(tmp_path / ".env", "HTX_API_KEY=abcd1234\nHTX_API_SECRET=fake-s-5678\n")
     p = crot_tui("--no-ui", "--env", str(env))
     _, err = p.communicate(timeout=60)
     assert p.returncode == 2 and "choose --live" in err

@@ -179,7 +179,7 @@ def test_demo_is_the_default_without_keys_and_must_be_chosen_with_keys(capsys) -
     from crot_tui.testing import fast_settings
 
     assert choose_mode(_args(), fast_settings()) == "demo"
-    keyed = fast_settings("HTX_API_KEY=abcd1234\nHTX_API_SECRET=efgh5678\n")
+    keyed = fast_settings("HTX_API_KEY=abcd1234\nHTX_API_SECRET=fake-s-5678\n")
     assert choose_mode(_args("--paper"), keyed) == "paper"
     assert choose_mode(_args("--live"), keyed) == "live"
     with pytest.raises(SystemExit) as e:
