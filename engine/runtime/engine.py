@@ -134,7 +134,7 @@ class Engine(EngineCommands):
             new_candle = any(new_candles.values())
         snapshot = await read_snapshot(self.exchange, self.symbols, now_ms)
         snapshot.leverage = self.leverage
-        self.reference.update(snapshot.books, await self._reference_tops(), now_ms)
+        self.reference.update(snapshot.books, await self._reference_tops(new_candle), now_ms)
         claimed_by = {s: snapshot.symbols_held_by(s) for s in ("long", "short")}
         for side in ("long", "short"):
             runner = self.profiles[side]
@@ -170,11 +170,17 @@ class Engine(EngineCommands):
                                  self.realized, self.fees))
         self.cycles += 1
 
-    async def _reference_tops(self) -> dict[str, Any]:
-        """MEXC best prices keyed by our symbols (live); none in replay or when unreachable."""
+    async def _reference_tops(self, with_depth: bool) -> dict[str, Any]:
+        """MEXC tops keyed by our symbols (live); none in replay or when unreachable.
+
+        Between candles one batched ticker read keeps the 30 s / 1 min history; at a candle
+        close (when entries are decided) the order books are read too, because the depth
+        check needs sizes that the ticker does not carry."""
         if self.reference_feed is None or not self.settings.glob.external_price_enabled:
             return {}
         try:
+            if with_depth:
+                return dict(await self.reference_feed.fetch_book_tops(self.symbols, depth=1))
             return dict(await self.reference_feed.fetch_best_prices(self.symbols))
         except Exception as exc:  # a missing reference is handled by the stale rules
             self.bus.publish(ErrorEvent(0, "reference", f"reference prices unavailable ({type(exc).__name__})"))
