@@ -107,6 +107,11 @@ class Executor:
                 await self.store.update_order(a.client_order_id, "rejected", now_ms, note=type(exc).__name__)
                 self._order_event(a, "rejected", now_ms, type(exc).__name__)
                 return Outcome(a, "rejected", detail=type(exc).__name__)
+            if order.status in ("canceled", "rejected", "expired") and order.filled <= 0:
+                # accepted, then dropped unfilled: say so (the next cycle plans a new close)
+                await self.store.update_order(a.client_order_id, order.status, now_ms, exchange_id=order.id)
+                self._order_event(a, "rejected", now_ms, f"close {order.status} without a fill", order)
+                return Outcome(a, "rejected", order, f"close {order.status} without a fill")
             return await self._placed(a, order, now_ms)
         raise TypeError(f"unknown action {a!r}")
 
@@ -130,6 +135,12 @@ class Executor:
                 order = await self.exchange.place_stop_loss(
                     a.symbol, a.position_side, a.amount, a.trigger, a.client_order_id)
                 a = PlaceStop(**{**a.__dict__, "replaces": ()})
+        if not order.is_open:
+            # A stop that is not resting protects nothing: keep the old ones, report it; the
+            # next cycle (or the verify pass) plans a new stop version.
+            await self.store.update_order(a.client_order_id, order.status, now_ms, exchange_id=order.id)
+            self._order_event(a, "rejected", now_ms, f"stop {order.status}", order)
+            return Outcome(a, "rejected", order, f"stop {order.status}")
         outcome = await self._placed(a, order, now_ms)
         self.bus.publish(StopEvent(now_ms, self.profile, a.symbol, "placed" if not a.replaces else "moved",
                                    order.trigger_price, order.amount, a.reason))

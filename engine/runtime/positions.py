@@ -69,13 +69,19 @@ def plan_position(
         intent = f"{meta.pos_id}:{key}"
         return client_order_id(profile, pos.symbol, purpose, intent), intent
 
+    def close_cid(reason: str) -> tuple[int, str]:
+        # Each planned close is a new intent: a close the venue accepted but did not fill is
+        # sent again next cycle instead of being answered by the dead order's id.
+        meta.close_seq += 1
+        return cid("close", f"{reason}:c{meta.close_seq}")
+
     # -- urgent time exit and dust: close everything at market ---------------------------
     urgent = p.urgent_time_exit_after_minutes > 0 and \
         minutes_held >= p.urgent_time_exit_after_minutes * ctx.time_multiplier
     dust = p.dust_close_enabled and pos_notional <= D(p.dust_position_notional)
     if urgent or dust:
         reason = "urgent_time_exit" if urgent else "dust"
-        c, key = cid("close", f"{reason}:{pos.contracts}")
+        c, key = close_cid(reason)
         out.actions.append(CloseMarket(pos.symbol, side, pos.contracts, c, key, reason, tuple(exits)))
         return out
 
@@ -109,7 +115,7 @@ def plan_position(
     if runner_hit and runner_orders:
         # Close what is left of the runner (its resting take-profit's unfilled part).
         amount = min(runner_orders[0].remaining, pos.contracts)
-        c, key = cid("close", f"runner:{meta.runner_candle_ts}")
+        c, key = close_cid("runner")
         out.actions.append(CloseMarket(pos.symbol, side, amount, c, key, "runner_trailing", tuple(runner_orders)))
         meta.runner_cid = 0
         return out
@@ -174,17 +180,21 @@ def stop_action(profile: str, p: ProfileSettings, pos: Position, meta: PositionM
         meta.stop_trigger = stop_trigger(side, pos.entry_price, stop_distance(p, atr_rate), market)
         meta.stop_entry = pos.entry_price
     trigger = meta.stop_trigger
+    current = stops[0] if len(stops) == 1 else None
     if meta.runner_active and p.ema_exit_runner_profit_lock_enabled:
         lock = breakeven_trigger(side, pos.entry_price, p.buy_fee_rate + p.sell_fee_rate, market)
         better = lock > trigger if side == "long" else lock < trigger
-        if better and stop_is_protective(side, lock, price):
+        already_locked = current is not None and current.trigger_price == lock
+        # Once the lock is on the exchange it stays, even when the price touches it before the
+        # venue fires it: a stop is never moved away from the market.
+        if better and (already_locked or stop_is_protective(side, lock, price)):
             trigger = lock
     amount = stop_amount(pos.contracts, market)
-    current = stops[0] if len(stops) == 1 else None
     if current is not None and current.amount == amount and current.trigger_price == trigger:
         return None
     if not stop_is_protective(side, trigger, price) or emergency_breached(p, side, pos.entry_price, price):
-        intent = f"{meta.pos_id}:stop_breached:{pos.contracts}"
+        meta.close_seq += 1  # a new intent each time: an unfilled close is retried, never shadowed
+        intent = f"{meta.pos_id}:stop_breached:c{meta.close_seq}"
         return CloseMarket(pos.symbol, side, pos.contracts, client_order_id(profile, pos.symbol, "close", intent),
                            intent, "stop_breached", tuple(exits + stops))
     meta.stop_version += 1

@@ -162,8 +162,10 @@ class ProfileRunner:
             orders = [o for o in snap.orders_of(self.side, symbol) if o.reduce_only]
             price = self._price(snap, symbol, pos)
             if symbol in self._tiny:
-                c = client_order_id(self.side, symbol, "close", f"{meta.pos_id}:tiny")
-                actions.append(CloseMarket(symbol, self.side, pos.contracts, c, f"{meta.pos_id}:tiny",
+                meta.close_seq += 1
+                key = f"{meta.pos_id}:tiny:c{meta.close_seq}"
+                actions.append(CloseMarket(symbol, self.side, pos.contracts,
+                                           client_order_id(self.side, symbol, "close", key), key,
                                            "tiny_entry", tuple(o for o in orders if o.kind == "limit")))
                 continue
             ctx = ci.contexts.get(symbol, MarketContext())
@@ -189,9 +191,9 @@ class ProfileRunner:
         # 3. new entries and averaging
         selected: tuple[str, ...] = ()
         if ci.new_candle:
-            entry_actions, selected = self._entries(ci)
+            entry_actions, selected, committed = self._entries(ci)
             actions.extend(entry_actions)
-            actions.extend(self._averaging(ci))
+            actions.extend(self._averaging(ci, committed))
 
         # stops and emergency closes go out first
         actions.sort(key=lambda a: 0 if isinstance(a, (PlaceStop, CloseMarket)) else 1)
@@ -216,7 +218,10 @@ class ProfileRunner:
                 # A position from our ladder opened after the ladder went out: its fills (and
                 # fees) are found from then on. One we did not open counts from now.
                 ladder = st.ladders.get(symbol)
-                meta = PositionMeta(symbol, self.side, ladder.created_ms if ladder else now, value,
+                # Size the adaptive exit mode against what the ladder meant to buy: rungs that
+                # fill on different polls are one entry, not an average-down.
+                initial = max(value, ladder.planned_notional) if ladder and ladder.purpose == "entry" else value
+                meta = PositionMeta(symbol, self.side, ladder.created_ms if ladder else now, initial,
                                     planned_notional=ladder.planned_notional if ladder else value,
                                     adopted=ladder is None)
                 st.positions[symbol] = meta
@@ -320,7 +325,7 @@ class ProfileRunner:
         sign = 1 if self.side == "long" else -1
         gross = (exit_price - entry) * qty * size * sign
         pnl = gross - fees
-        reason = self._close_reason(closing)
+        reason = await self._close_reason(closing)
         if await self.store.record_trade(profile=self.side, symbol=meta.symbol, side=self.side,
                                          opened_ms=meta.opened_ms, closed_ms=now, entry_price=entry,
                                          exit_price=exit_price, contracts=qty, pnl=pnl, fees=fees,
@@ -330,8 +335,26 @@ class ProfileRunner:
         minutes = self.p.post_win_cooldown_minutes_after_close if pnl > 0 else self.p.cooldown_minutes_after_close
         self.state.cooldown_until[meta.symbol] = now + int(minutes * 60_000)
 
-    def _close_reason(self, closing: list[Fill]) -> str:
-        return "closed" if not closing else "filled"
+    async def _close_reason(self, closing: list[Fill]) -> str:
+        """Why the position closed, from the order behind its last closing fill."""
+        if not closing:
+            return "closed"  # no closing fill visible (e.g. liquidation or closed by hand long ago)
+        last = max(closing, key=lambda f: (f.ts_ms, f.id))
+        known = await self.store.order_purpose(last.client_order_id) if last.client_order_id else None
+        if known is None:
+            return "external"  # not our order: closed by hand, or by the venue
+        _, purpose, key = known
+        if purpose == "stop":
+            return "stop_loss"
+        if purpose == "exit":
+            tag = key.rsplit(":", 1)[-1]
+            return {"runner": "runner_take_profit", "time": "time_exit"}.get(
+                tag, "breakeven" if tag.startswith("be") else "take_profit")
+        if purpose == "close":
+            for reason in ("stop_breached", "runner", "dust", "tiny", "urgent_time_exit"):
+                if f":{reason}:" in key:
+                    return {"runner": "runner_trailing", "tiny": "tiny_entry"}.get(reason, reason)
+        return purpose
 
     # -- entries ---------------------------------------------------------------------------
     def _account(self, ci: CycleInput, symbol: str, leverage: Decimal) -> AccountView:
@@ -353,7 +376,7 @@ class ProfileRunner:
                 active += 1
         return AccountView(bal.equity, bal.free, bal.used_margin, symbol_margin, active)
 
-    def _entries(self, ci: CycleInput) -> tuple[list[Action], tuple[str, ...]]:
+    def _entries(self, ci: CycleInput) -> tuple[list[Action], tuple[str, ...], Decimal]:
         snap, st, now = ci.snapshot, self.state, ci.snapshot.now_ms
         decisions = [d for d in ci.decisions.values() if d is not None]
         held = snap.symbols_held_by(self.side) | set(st.ladders)
@@ -402,7 +425,7 @@ class ProfileRunner:
             ci.claimed.add(symbol)
         window_ms = int(self.p.entry_rate_limit_window_minutes * 60_000)
         st.ladder_times = [t for t in st.ladder_times if now - t < window_ms]
-        return actions, tuple(chosen)
+        return actions, tuple(chosen), extra_margin
 
     def _quality_multiplier(self, score: float) -> float:
         ref = self.p.entry_quality_budget_reference
@@ -428,7 +451,9 @@ class ProfileRunner:
                 count += 1
         return count
 
-    def _averaging(self, ci: CycleInput) -> list[Action]:
+    def _averaging(self, ci: CycleInput, committed: Decimal = Decimal(0)) -> list[Action]:
+        """Averaging adds; `committed` is margin already planned this cycle (new ladders), and
+        each add's margin is counted for the next, so the caps see the whole cycle."""
         snap, st, now = ci.snapshot, self.state, ci.snapshot.now_ms
         actions: list[Action] = []
         if not (ci.entries_enabled and self.p.ema_averaging_enabled):
@@ -458,7 +483,10 @@ class ProfileRunner:
                 continue
             leverage = effective_leverage(self.p, snap.leverage.get(symbol))
             wanted = add_notional(self.p, a) / leverage
-            budget = entry_budget(self.p, self._account(ci, symbol, leverage), leverage, wanted_margin=wanted)
+            acct = self._account(ci, symbol, leverage)
+            acct = AccountView(acct.equity, acct.free_margin - committed, acct.used_margin + committed,
+                               acct.symbol_margin, acct.active_positions)
+            budget = entry_budget(self.p, acct, leverage, wanted_margin=wanted)
             ref = book.bid if self.side == "long" else book.ask
             rungs = entry_ladder(self.side, market, budget.notional, ref, (1.0,), (0.0,))
             if not rungs:
@@ -469,6 +497,7 @@ class ProfileRunner:
             cid = client_order_id(self.side, symbol, "add", key)
             actions.append(PlaceEntry(symbol, self.side, r.price, r.amount, cid, key, purpose="add"))
             st.ladders[symbol] = LadderMeta(symbol, now, r.notional(market), "add", key, [cid])
+            committed += r.notional(market) / leverage
             meta.stages_done, meta.last_add_ms = stage, now
         return actions
 

@@ -83,6 +83,7 @@ class PositionMeta:
     breakeven: bool = False
     runner_candle_ts: int = 0
     runner_cid: int = 0  # client id of the runner's resting take-profit
+    close_seq: int = 0  # market closes planned so far (each attempt is its own intent)
     stop_version: int = 0
     stop_trigger: Decimal | None = None
     stop_entry: Decimal | None = None  # entry price the stop was computed for
