@@ -552,7 +552,7 @@ def _profile_hist(
     return edges, hist, hist.sum(axis=1)
 
 
-def _value_area_rows(hist: np.ndarray, total: np.ndarray, value_area: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def value_area_rows(hist: np.ndarray, total: np.ndarray, value_area: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Value area of many rows at once: (poc bin, first bin, last bin).
 
     The area grows from the POC bin one bin at a time towards the busier neighbour (both
@@ -634,7 +634,7 @@ def volume_profile(
     for start in range(0, len(wl), chunk):
         stop = min(start + chunk, len(wl))
         edges, hist, total = _profile_hist(wl[start:stop], wh[start:stop], wv[start:stop], bins)
-        poc, a, b = _value_area_rows(hist, total, value_area)
+        poc, a, b = value_area_rows(hist, total, value_area)
         r = np.arange(stop - start)
         res = ((edges[r, poc] + edges[r, poc + 1]) / 2.0, edges[r, a], edges[r, b + 1])
         for out, part in zip(outs, res):

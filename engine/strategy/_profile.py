@@ -24,6 +24,8 @@ import threading
 
 import numpy as np
 
+from engine.market.indicators import value_area_rows
+
 
 _LOCAL = threading.local()  # scratch buffers per thread (numpy releases the GIL)
 
@@ -73,25 +75,8 @@ def value_area_batch(
         np.add.at(hist, (row_of[flat], slot[flat]), volume[flat])
     total = hist.sum(axis=1)
 
-    target = value_area * total
+    poc, first, last = value_area_rows(hist, total, value_area)
     r = np.arange(rows)
-    poc = np.argmax(hist, axis=1)
-    first = poc.copy()
-    last = poc.copy()
-    acc = hist[r, poc].copy()
-    for _ in range(bins):
-        can_down = first > 0
-        can_up = last < bins - 1
-        grow = (acc < target) & (can_down | can_up)
-        if not grow.any():
-            break
-        up = np.where(can_up, hist[r, np.minimum(last + 1, bins - 1)], -1.0)
-        down = np.where(can_down, hist[r, np.maximum(first - 1, 0)], -1.0)
-        take_up = grow & (up >= down)
-        take_down = grow & (down >= up)
-        acc = acc + np.where(take_up, up, 0.0) + np.where(take_down, down, 0.0)
-        last = last + take_up
-        first = first - take_down
 
     poc_price = (edges[r, poc] + edges[r, poc + 1]) / 2.0
     val = edges[r, first]
