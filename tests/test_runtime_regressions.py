@@ -104,3 +104,19 @@ async def test_averaging_counts_the_margin_new_ladders_took_this_cycle():
     total = sum((a.price * a.amount / 5 for a in capped), Dec(0))
     assert total <= Dec(1)  # the add fits in what is left under the 50 % cap, or is skipped
     await store.close()
+
+
+async def test_sides_share_one_feature_engine_unless_their_indicator_settings_differ():
+    from engine.runtime.engine import Engine
+    from engine.settings.envfile import parse_lines
+    from engine.settings.loader import settings_from_assignments
+
+    def engine_for(text):
+        assignments, _ = parse_lines(text.splitlines())
+        return Engine(settings_from_assignments(assignments), None, None, EventBus(), symbols=[SYM])
+
+    shared = engine_for("SHORT_EMA_POSITION_BUDGET_FRACTION=0.01\n")  # not an indicator setting
+    assert shared.features["long"] is shared.features["short"]
+    split = engine_for("SHORT_EMA_CHOP_PERIOD=21\n")
+    assert split.features["long"] is not split.features["short"]
+    assert len(split._feature_engines()) == 2 and len(shared._feature_engines()) == 1

@@ -22,7 +22,7 @@ from engine.market.candles import Candle, timeframe_ms
 from engine.reference import ReferenceTracker
 from engine.settings import Settings
 from engine.store.state import StateStore
-from engine.strategy import EntryContext, FeatureEngine, GateResult, evaluate, select_entries
+from engine.strategy import EntryContext, FeatureEngine, FeatureParams, GateResult, evaluate, select_entries
 
 from .commands import EngineCommands, EngineFlags
 from .events import Account, CycleStats, ErrorEvent, EventBus, TradeClosed
@@ -46,7 +46,12 @@ class Engine(EngineCommands):
         self.benchmark = benchmark
         self.markets: dict[str, Market] = {}
         self.flags = EngineFlags({s: s in settings.enabled for s in ("long", "short")})
-        self.features = {s: FeatureEngine(settings.side(s), benchmark) for s in ("long", "short")}
+        # Features are side-independent: both sides share one engine unless their indicator
+        # settings differ (then each side keeps its own), so a candle is processed once.
+        long_fe = FeatureEngine(settings.side("long"), benchmark)
+        short_fe = long_fe if FeatureParams.from_settings(settings.side("short")) == long_fe.params \
+            else FeatureEngine(settings.side("short"), benchmark)
+        self.features = {"long": long_fe, "short": short_fe}
         self.profiles = {s: ProfileRunner(s, settings.side(s), exchange, store, bus, self.symbols, settings.glob)
                          for s in ("long", "short")}
         self.last_candles: dict[str, Candle] = {}
@@ -90,6 +95,10 @@ class Engine(EngineCommands):
                 self.leverage[symbol] = None
                 self.bus.publish(ErrorEvent(0, "leverage", f"{symbol}: leverage unreadable ({type(exc).__name__})"))
 
+    def _feature_engines(self) -> list[FeatureEngine]:
+        """Each distinct feature engine once (the sides usually share one)."""
+        return list({id(fe): fe for fe in self.features.values()}.values())
+
     def _feed_macro(self, candles_by_symbol: dict[str, list[Candle]]) -> None:
         ms = self.macro_symbols
         if ms is None or not ms.usable:
@@ -103,7 +112,7 @@ class Engine(EngineCommands):
         """Feed past closed candles to the indicators (start-up and restart)."""
         self._feed_macro(history)
         for symbol, candles in history.items():
-            for fe in self.features.values():
+            for fe in self._feature_engines():
                 fe.on_candles(symbol, self.base_tf, candles)
             if candles:
                 self.last_candles[symbol] = candles[-1]
@@ -126,7 +135,7 @@ class Engine(EngineCommands):
         for symbol, candles in new_candles.items():
             if symbol not in self.markets and symbol != self.benchmark:
                 continue
-            for fe in self.features.values():
+            for fe in self._feature_engines():
                 fe.on_candles(symbol, self.base_tf, candles)
             if candles:
                 self.last_candles[symbol] = candles[-1]
