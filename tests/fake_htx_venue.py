@@ -34,6 +34,26 @@ signature of the configured secret (HTX signature v2, recomputed here) or it get
 order id may be used once (a second POST with it is refused with HTX 1050 and counted in
 `duplicate_client_ids`), separately for normal and algo orders.
 
+Documented HTX v5 behaviour this venue models (HTX API docs, "USDT-M" v5 pages:
+"Place Order" POST /v5/trade/order, "Get Order Info" GET /v5/trade/order, "Get Execution
+Details (last 3 days)" GET /v5/trade/order/details, "Get Position Mode" /v5/position/mode,
+"Get Asset Mode" /v5/account/asset_mode; and HTX's 2025-05-08 announcement of the v5 API):
+
+* order rows carry a "Query ID" in `id` that is not the `order_id` (ccxt's parsed `id` prefers
+  it; a cancel sent with it is answered 1061);
+* a post-only order that would take liquidity is ACCEPTED and then cancelled by the system
+  (state `canceled`, cancel_reason "Order cancelation by system"), not rejected;
+* a `client_order_id` "becomes invalid once the order is fully filled or canceled": a lookup
+  by it is then answered 1067 ("Illegal parameter"), and the id may be used again (only an
+  active order's id is refused as repeated, 1050);
+* fills: `limit` defaults to 10, at most 100 (more is answered 1067), window
+  start_time..end_time defaults to the last 48 h and may not be longer; newest first;
+  fill rows carry `client_order_id`;
+* `sl_trigger_price_type` is "last" (default) or "mark";
+* account set-up: asset mode (the v5 API is for Multi-Assets Collateral accounts), position
+  mode single_side / dual_side (switching is refused with 1493/1494 while orders/positions
+  exist), leverage per contract (POST /v5/position/lever).
+
 Rejections use HTX v5 replies (`{"code": N, "message": ...}`): 1047 insufficient margin, 1048
 insufficient close amount (reduce-only frozen), 1050 duplicate client order id, 1061 order does
 not exist, 1036 invalid order. A post-only order that would take liquidity is answered with code
@@ -84,7 +104,7 @@ from engine.market.candles import Candle, timeframe_ms
 from engine.market.feeds import read_candles_csv
 
 ROOT = Path(__file__).resolve().parents[1]
-XRP_CSV = ROOT / "engine" / "demo_data" / "market" / "XRP_USDT_USDT-5m-futures.csv"
+XRP_CSV = ROOT / "tests" / "fixtures" / "market_2018" / "XRP_USDT_USDT-5m-futures.csv"
 
 BTC, ETH, XRP = "BTC/USDT:USDT", "ETH/USDT:USDT", "XRP/USDT:USDT"
 BROKER = "AA03022abc"  # ccxt's channel_code, sent with every order
@@ -264,7 +284,17 @@ class FakeHtxVenue:
         # id mapping: simulator id <-> venue id; client ids in use, per family
         self._vid: dict[str, str] = {}
         self._sim_id: dict[str, str] = {}
-        self._cids: dict[tuple[str, int], str] = {}
+        self._cids: dict[tuple[str, int], str] = {}  # (family, venue client id) -> newest sim order id
+        self._venue_cid: dict[str, int] = {}  # sim order id -> the client id the bot sent
+        self._next_sim_cid = 1  # the simulator gets its own ids: the venue does not dedupe for it
+        self._system_cancelled: dict[str, Order] = {}  # post-only orders the venue cancelled
+        self.system_cancels: list[VenueRequest] = []
+        self.reused_client_ids: list[VenueRequest] = []  # an expired id sent again: a second order
+        self.assets_mode = 1  # 1: multi-assets collateral (what the v5 endpoints serve)
+        self.position_mode = "single_side"
+        self.margin_mode = "cross"
+        self.stop_trigger_types: dict[str, str] = {}  # sim stop id -> last | mark
+        self._website_cids = 0
         self._fees: dict[str, Decimal] = {}
         self._levers: dict[str, Decimal | None] = {}
         self.requests: list[VenueRequest] = []
@@ -454,6 +484,10 @@ class FakeHtxVenue:
             ("GET", "/v5/trade/order/details"): self._fills,
             ("GET", "/v5/market/funding_rate"): self._funding,
             ("GET", "/v5/position/lever"): self._lever,
+            ("POST", "/v5/position/lever"): self._set_lever,
+            ("GET", "/v5/position/mode"): self._position_mode,
+            ("POST", "/v5/position/mode"): self._set_position_mode,
+            ("GET", "/v5/account/asset_mode"): self._asset_mode,
             ("GET", "/linear-swap-ex/market/detail/batch_merged"): self._batch_merged,
             ("GET", "/linear-swap-ex/market/history/kline"): self._kline,
         }
@@ -480,7 +514,7 @@ class FakeHtxVenue:
         sim_id = self._sim_id.get(vid or "") if vid is not None else self._cids.get((family, cid or 0))
         if sim_id is None:
             return None
-        found = next((o for o in self.sim.all_orders() if o.id == sim_id), None)
+        found = self._system_cancelled.get(sim_id) or next((o for o in self.sim.all_orders() if o.id == sim_id), None)
         if found is None or (symbol is not None and found.symbol != symbol):
             return None
         if found.is_algo != (family == "algo"):
@@ -510,7 +544,7 @@ class FakeHtxVenue:
     @staticmethod
     def _cid(raw: Any) -> int:
         if isinstance(raw, bool) or not isinstance(raw, (int, str)) or not str(raw).isdigit():
-            raise VenueProtocolError(1067, f"client_order_id field is invalid: {raw!r}")
+            raise VenueProtocolError(1067, f"Illegal parameter client_order_id: {raw!r}")
         return int(raw)
 
     def _state(self, order: Order) -> str:
@@ -534,11 +568,13 @@ class FakeHtxVenue:
         vid = self._venue_id(o)
         avg = o.average_price
         fee = self._fees.get(o.id, Decimal(0))
+        # HTX v5 order rows carry a "Query ID" in `id` (a paging cursor) that is NOT the order
+        # id: ccxt's parsed `id` prefers it, and a cancel sent with it is answered 1061.
         return {
-            "id": vid, "side": o.side, "type": "post_only" if o.post_only else o.kind,
+            "id": self._query_id(o), "side": o.side, "type": "post_only" if o.post_only else o.kind,
             "price": fmt(o.price) if o.price is not None else None, "volume": fmt(o.amount),
             "state": self._state(o), "profit": None, "contract_code": contract.code, "position_side": "both",
-            "price_match": None, "order_id": vid, "client_order_id": str(o.client_order_id),
+            "price_match": None, "order_id": vid, "client_order_id": self._bot_cid(o),
             "margin_mode": "cross", "lever_rate": int(self._levers[o.symbol] or 1), "order_source": "api",
             "reduce_only": o.reduce_only, "time_in_force": "gtc",
             "tp_trigger_price": "", "tp_order_price": "", "tp_type": "0", "tp_trigger_price_type": "",
@@ -547,19 +583,43 @@ class FakeHtxVenue:
             "trade_turnover": fmt(o.filled * contract.contract_size * avg) if avg is not None else "0",
             "fee_currency": "USDT" if fee else "", "fee": fmt(fee), "price_protect": False,
             "contract_type": "swap", "created_time": str(o.ts_ms), "updated_time": str(self.now_ms),
-            "cancel_reason": None, "self_match_prevent": "cancel_taker",
+            "cancel_reason": ("Order cancelation by system" if o.id in self._system_cancelled
+                              else "Limit order cancelation by the client" if o.status == "canceled" else None),
+            "self_match_prevent": "cancel_taker",
         }
+
+    def bot_client_ids(self) -> list[int]:
+        """The client id the bot sent with every order the venue accepted (one per order)."""
+        return list(self._venue_cid.values())
+
+    def _bot_cid(self, o: Order) -> str | None:
+        cid = self._venue_cid.get(o.id)
+        return str(cid) if cid is not None else None
+
+    def _sim_cid(self) -> int:
+        self._next_sim_cid += 1
+        return self._next_sim_cid
+
+    def _active(self, family: str, cid: int) -> Order | None:
+        """The order that holds a client id: only an open one does (HTX: the id "becomes
+        invalid once the order is fully filled or canceled")."""
+        order = self._sim_order(None, cid=cid, family=family)
+        return order if order is not None and order.is_open else None
+
+    def _query_id(self, o: Order) -> str:
+        return str(3_000_000_000 + int(o.id.rsplit("-", 1)[1]) * 7)
 
     def _algo_row(self, o: Order) -> dict:
         vid = self._venue_id(o)
         return {
             "id": str(160_000_000 + int(o.id.rsplit("-", 1)[1])), "volume": fmt(o.amount), "type": "sl",
             "state": self._state(o), "side": o.side, "algo_id": vid,
-            "algo_client_order_id": str(o.client_order_id), "contract_code": self.contracts[o.symbol].code,
+            "algo_client_order_id": self._bot_cid(o), "contract_code": self.contracts[o.symbol].code,
             "position_side": "both", "margin_mode": "cross", "created_time": str(o.ts_ms),
-            "updated_time": str(self.now_ms), "order_source": "api",
+            "updated_time": str(self.now_ms),
             "sl_trigger_price": fmt(o.trigger_price), "sl_order_price": "0", "sl_type": "market",
-            "sl_trigger_price_type": "last",
+            "sl_trigger_price_type": self.stop_trigger_types.get(o.id, "last"),
+            "order_source": "web" if o.id not in self._venue_cid else "api",
         }
 
     # ------------------------------------------------------------------ endpoints: reads
@@ -603,7 +663,7 @@ class FakeHtxVenue:
             margin = value / (p.leverage or Decimal(1))
             rows.append({
                 "contract_code": c.code, "position_side": "both", "direction": "buy" if p.side == "long" else "sell",
-                "margin_mode": "cross", "open_avg_price": fmt(p.entry_price), "volume": fmt(p.contracts),
+                "margin_mode": self.margin_mode, "open_avg_price": fmt(p.entry_price), "volume": fmt(p.contracts),
                 "available": fmt(p.closeable if p.closeable is not None else p.contracts),
                 "lever_rate": int(p.leverage or 1), "adl_risk_percent": 1,
                 "liquidation_price": fmt(p.liquidation_price) if p.liquidation_price is not None else None,
@@ -646,7 +706,10 @@ class FakeHtxVenue:
         if "order_id" in q:
             order = self._sim_order(contract.symbol, vid=q["order_id"])
         else:
-            order = self._sim_order(contract.symbol, cid=self._cid(q["client_order_id"]))
+            cid = self._cid(q["client_order_id"])
+            order = self._sim_order(contract.symbol, cid=cid)
+            if order is not None and not order.is_open:
+                return _err(1067, "Illegal parameter client_order_id", self.now_ms)  # expired with the order
         return _ok(self._order_row(order) if order is not None else None, self.now_ms)
 
     async def _algo_order(self, rec: VenueRequest) -> dict:
@@ -657,15 +720,24 @@ class FakeHtxVenue:
             order = self._sim_order(None, vid=q["algo_id"], family="algo")
         else:
             order = self._sim_order(None, cid=self._cid(q.get("algo_client_order_id")), family="algo")
+            if order is not None and not order.is_open:
+                order = None  # expired with the order: HTX answers an empty list
         return _ok([self._algo_row(order)] if order is not None else [], self.now_ms)
 
     async def _fills(self, rec: VenueRequest) -> dict:
         contract = self._contract(rec.query.get("contract_code"))
-        since = int(rec.query.get("start_time") or 0)
-        limit = int(rec.query.get("limit") or 100)
+        limit = int(rec.query.get("limit") or 10)  # documented default 10
+        if not 1 <= limit <= 100:
+            return _err(1067, "Illegal parameter limit", self.now_ms)  # documented maximum 100
+        until = int(rec.query.get("end_time") or self.now_ms)
+        since = int(rec.query.get("start_time") or until - 48 * 3600_000)
+        if until - since > 48 * 3600_000 or since < self.now_ms - 90 * 86_400_000:
+            return _err(1067, "Illegal parameter start_time", self.now_ms)
         orders = {o.id: o for o in self.sim.all_orders(contract.symbol)}
         rows = []
         for f in await self.sim.fetch_fills([contract.symbol], since):
+            if f.ts_ms > until:
+                continue
             order = orders.get(f.order_id)
             vid = self._venue_id(order) if order is not None else str(1_514_000_000_000_000_000 + len(rows))
             otype = "market" if order is None or order.is_algo else ("post_only" if order.post_only else order.kind)
@@ -679,8 +751,10 @@ class FakeHtxVenue:
                 "created_time": str(f.ts_ms), "updated_time": str(f.ts_ms), "order_source": "api",
                 "fee_currency": f.fee_currency, "trade_fee": fmt(f.fee), "deduction_price": "",
                 "profit": fmt(f.realized_pnl if f.realized_pnl is not None else Decimal(0)), "contract_type": "swap",
+                "client_order_id": self._bot_cid(order) if order is not None else None,
             })
-        return _ok(rows[-limit:], self.now_ms)
+        rows.sort(key=lambda r: (int(r["created_time"]), r["id"]), reverse=True)  # newest first
+        return _ok(rows[:limit], self.now_ms)
 
     async def _funding(self, rec: VenueRequest) -> dict:
         code = rec.query.get("contract_code")
@@ -699,6 +773,39 @@ class FakeHtxVenue:
         lever = await self.sim.fetch_leverage(contract.symbol)
         return _ok([{"contract_code": contract.code, "margin_mode": "cross", "lever_rate": int(lever or 1)}],
                    self.now_ms)
+
+    async def _set_lever(self, rec: VenueRequest) -> dict:
+        body = rec.body if isinstance(rec.body, dict) else {}
+        contract = self._contract(body.get("contract_code"))
+        if body.get("margin_mode") != "cross":
+            raise VenueProtocolError(1036, "margin_mode must be cross")
+        try:
+            lever = int(str(body.get("lever_rate")))
+        except ValueError:
+            raise VenueProtocolError(1067, "Illegal parameter lever_rate") from None
+        if not 1 <= lever <= 200:
+            return _err(1206, "high leverage is not supported for this position tier", self.now_ms)
+        self.sim.set_leverage(contract.symbol, lever)
+        return _ok([{"contract_code": contract.code, "margin_mode": "cross", "lever_rate": lever}], self.now_ms)
+
+    async def _position_mode(self, rec: VenueRequest) -> dict:
+        return _ok({"position_mode": self.position_mode}, self.now_ms)
+
+    async def _set_position_mode(self, rec: VenueRequest) -> dict:
+        body = rec.body if isinstance(rec.body, dict) else {}
+        mode = body.get("position_mode")
+        if mode not in ("single_side", "dual_side"):
+            raise VenueProtocolError(1067, f"Illegal parameter position_mode: {mode!r}")
+        if mode != self.position_mode:
+            if [o for o in await self.sim.fetch_open_orders()]:
+                return _err(1493, "Position mode cannot be adjusted for open orders", self.now_ms)
+            if await self.sim.fetch_positions():
+                return _err(1494, "Position mode cannot be adjusted for existing positions", self.now_ms)
+        self.position_mode = mode
+        return _ok({"position_mode": mode}, self.now_ms)
+
+    async def _asset_mode(self, rec: VenueRequest) -> dict:
+        return {"code": 200, "msg": "Success", "data": {"assets_mode": self.assets_mode}, "ts": self.now_ms}
 
     async def _batch_merged(self, rec: VenueRequest) -> dict:
         if rec.query.get("business_type") not in ("swap", "all"):
@@ -764,26 +871,52 @@ class FakeHtxVenue:
         cid = self._cid(body.get("client_order_id"))
         kind = body.get("type")
         reduce_only = body.get("reduce_only") in (1, "1", True)
-        if ("normal", cid) in self._cids:
+        if self._active("normal", cid) is not None:
             self.duplicate_client_ids.append(rec)
             return _err(1050, "Customer's order number is repeated. Please do not repeat submission.", self.now_ms)
+        if ("normal", cid) in self._cids:
+            self.reused_client_ids.append(rec)  # HTX accepts it: the old order's id expired
         position_side = "long" if side == "sell" else "short"
+        if body.get("position_side") not in (None, "both"):
+            raise VenueProtocolError(1036, f"position_side {body.get('position_side')!r} in one-way mode")
+        sim_cid = self._sim_cid()
         try:
             if kind == "post_only" and not reduce_only:
                 price = self._price(body.get("price"), contract.price_tick)
-                order = await self.sim.place_post_only(contract.symbol, side, volume, price, cid)
+                try:
+                    order = await self.sim.place_post_only(contract.symbol, side, volume, price, sim_cid)
+                except E.PostOnlyWouldCross:
+                    order = self._cancel_by_system(rec, contract, side, volume, price, sim_cid)
             elif kind == "limit" and reduce_only:
                 price = self._price(body.get("price"), contract.price_tick)
-                order = await self.sim.place_reduce_only_limit(contract.symbol, position_side, volume, price, cid)
+                order = await self.sim.place_reduce_only_limit(contract.symbol, position_side, volume, price, sim_cid)
             elif kind == "market" and reduce_only and "price" not in body:
-                order = await self.sim.close_reduce_only_market(contract.symbol, position_side, volume, cid)
+                order = await self.sim.close_reduce_only_market(contract.symbol, position_side, volume, sim_cid)
             else:
                 raise VenueProtocolError(1036, f"the bot never sends type={kind!r} reduce_only={reduce_only}")
         except E.ExchangeError as exc:
             code, message = _sim_error(exc)
             return _err(code, message, self.now_ms)
         self._cids[("normal", cid)] = order.id
+        self._venue_cid[order.id] = cid
         return _ok({"order_id": self._venue_id(order), "client_order_id": str(cid)}, self.now_ms)
+
+    def _cancel_by_system(self, rec: VenueRequest, contract: Contract, side: str, volume: Decimal,
+                          price: Decimal, sim_cid: int) -> Order:
+        """HTX accepts a post-only order that would cross and cancels it itself."""
+        n = 900_000 + len(self._system_cancelled)
+        order = Order(id=f"sys-{n}", client_order_id=sim_cid, symbol=contract.symbol, side=side,  # type: ignore[arg-type]
+                      kind="limit", price=price, trigger_price=None, amount=volume, filled=Decimal(0),
+                      status="canceled", reduce_only=False, post_only=True, ts_ms=self.now_ms)
+        self._system_cancelled[order.id] = order
+        self.system_cancels.append(rec)
+        return order
+
+    async def place_website_stop(self, symbol: str, trigger: Any) -> Order:
+        """A stop-loss the user placed on HTX's website for a position: no client id, and
+        `order_source` "web" in its row."""
+        pos = next(p for p in await self.sim.fetch_positions() if p.symbol == symbol)
+        return await self.sim.place_stop_loss(symbol, pos.side, pos.contracts, D(trigger), self._sim_cid())
 
     async def _place_algo(self, rec: VenueRequest) -> dict:
         body = rec.body
@@ -792,19 +925,28 @@ class FakeHtxVenue:
         if body.get("type") != "sl" or "sl_order_price" in body or "tp_trigger_price" in body:
             raise VenueProtocolError(1036, f"the bot only places market-at-trigger sl orders: {body}")
         trigger = self._price(body.get("sl_trigger_price"), contract.price_tick)
-        if ("algo", cid) in self._cids:
+        trigger_type = body.get("sl_trigger_price_type", "last")
+        if trigger_type not in ("last", "mark"):
+            raise VenueProtocolError(1067, f"Illegal parameter sl_trigger_price_type: {trigger_type!r}")
+        if body.get("position_side") not in (None, "both"):
+            raise VenueProtocolError(1036, f"position_side {body.get('position_side')!r} in one-way mode")
+        if self._active("algo", cid) is not None:
             self.duplicate_client_ids.append(rec)
             item = {"algo_id": None, "algo_client_order_id": str(cid), "code": 1050,
                     "message": "Customer's order number is repeated. Please do not repeat submission."}
             return _ok([item], self.now_ms)
+        if ("algo", cid) in self._cids:
+            self.reused_client_ids.append(rec)
         position_side = "long" if side == "sell" else "short"
         try:
-            order = await self.sim.place_stop_loss(contract.symbol, position_side, volume, trigger, cid)
+            order = await self.sim.place_stop_loss(contract.symbol, position_side, volume, trigger, self._sim_cid())
         except E.ExchangeError as exc:
             code, message = _sim_error(exc)
             return _ok([{"algo_id": None, "algo_client_order_id": str(cid), "code": code, "message": message}],
                        self.now_ms)
         self._cids[("algo", cid)] = order.id
+        self._venue_cid[order.id] = cid
+        self.stop_trigger_types[order.id] = trigger_type
         return _ok([{"algo_id": self._venue_id(order), "algo_client_order_id": str(cid)}], self.now_ms)
 
     async def _cancel(self, rec: VenueRequest) -> dict:
@@ -814,7 +956,7 @@ class FakeHtxVenue:
         if order is None or not order.is_open:
             return _err(1061, "The order does not exist.", self.now_ms)
         await self.sim.cancel_order(order)
-        return _ok({"order_id": self._venue_id(order), "client_order_id": str(order.client_order_id)}, self.now_ms)
+        return _ok({"order_id": self._venue_id(order), "client_order_id": self._bot_cid(order)}, self.now_ms)
 
     async def _cancel_algo(self, rec: VenueRequest) -> dict:
         if not isinstance(rec.body, list) or not rec.body:

@@ -72,8 +72,12 @@ async def htx(server):
         await exchange.close()
 
 
-def make(server: LoopbackServer, *, hostnames=None, timeout_ms=2_000, attempts=3, **kw) -> HtxExchange:
+def make(server: LoopbackServer, *, hostnames=None, timeout_ms=2_000, attempts=3, confirm_orders=False,
+         **kw) -> HtxExchange:
+    # request-shape tests: the read-backs after placing (confirm_orders) are covered against
+    # the fake HTX venue (tests/test_htx_documented.py)
     config = HtxConfig(
+        confirm_orders=confirm_orders,
         api_key=API_KEY,
         secret=SECRET,
         hostnames=hostnames or (server.host,),
@@ -218,6 +222,7 @@ async def test_stop_loss_goes_to_algo_endpoint(htx, server):
         "algo_client_order_id": cid,
         "type": "sl",
         "sl_trigger_price": "61900.3",  # a long's stop rounds up, toward the price
+        "sl_trigger_price_type": "last",  # v5: last (HTX's default) or mark; a setting
         "channel_code": BROKER,
     }
     assert server.calls("POST", "/v5/trade/order") == []  # never a plain market order
@@ -340,7 +345,8 @@ async def test_fills_per_symbol_with_positive_fees(htx, server):
     since = NOW_MS - 3_600_000
     fills = await htx.fetch_fills([BTC, ETH], since)
     queries = sorted((r.query["contract_code"], r.query["start_time"], r.query["limit"]) for r in server.calls("GET", "/v5/trade/order/details"))
-    assert queries == [("BTC-USDT", str(since), "500"), ("ETH-USDT", str(since), "500")]
+    # HTX v5 order/details: "maximum limit of 100" (the old 500 was refused by the venue)
+    assert queries == [("BTC-USDT", str(since), "100"), ("ETH-USDT", str(since), "100")]
     maker, taker = fills
     assert (maker.maker, maker.fee, maker.amount, maker.price, maker.side) == (True, Decimal("0.02480004"), Decimal(2), Decimal("62000.1"), "buy")
     assert (taker.maker, taker.fee, taker.realized_pnl) == (False, Decimal("0.07522584"), Decimal("-0.3656"))
@@ -515,6 +521,9 @@ async def test_lost_reply_is_reconciled_by_client_id_without_a_second_order(serv
 async def test_failed_send_is_resent_with_the_same_client_id_after_a_negative_lookup(htx, server):
     server.route("POST", "/v5/trade/order", Reply(status=502, text="bad gateway"), ok({"order_id": "778", "client_order_id": "43"}))
     server.route("GET", "/v5/trade/order", ok(None))
+    # not found by client id: the open orders and the fills since the send are read too
+    server.route("GET", "/v5/trade/order/opens", ok([]))
+    server.route("GET", "/v5/trade/order/details", ok([]))
     order = await htx.place_reduce_only_limit(BTC, "long", Decimal("2"), Decimal("65000"), 43)
     posts = server.calls("POST", "/v5/trade/order")
     assert [p.body["client_order_id"] for p in posts] == [43, 43]

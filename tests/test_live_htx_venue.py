@@ -224,7 +224,8 @@ def stop_body(symbol: str, pos: Position, cid: int, trigger: Decimal) -> dict:
     code = next(c.code for c in CONTRACTS if c.symbol == symbol)
     return {"contract_code": code, "volume": fmt(pos.contracts), "margin_mode": "cross",
             "side": "sell" if pos.side == "long" else "buy", "time_in_force": "gtc",
-            "algo_client_order_id": cid, "type": "sl", "sl_trigger_price": fmt(trigger), "channel_code": BROKER}
+            "algo_client_order_id": cid, "type": "sl", "sl_trigger_price": fmt(trigger), "channel_code": BROKER,
+            "sl_trigger_price_type": "last"}  # HTX v5: "last" (default) or "mark"
 
 
 async def test_live_loop_trades_through_ccxt_and_keeps_every_position_stopped(venue, tmp_path):
@@ -335,7 +336,7 @@ async def test_lost_replies_and_failed_sends_never_duplicate_an_order(venue, tmp
     trail = same_cid("/v5/trade/order", "client_order_id", cid)
     assert [r.method for r in trail][:2] == ["POST", "GET"] and [r.method for r in trail].count("POST") == 1
     assert trail[1].reply["data"]["client_order_id"] == str(cid)  # the lookup found it
-    assert [o.client_order_id for o in venue.sim.all_orders()].count(cid) == 1
+    assert venue.bot_client_ids().count(cid) == 1
     assert [e.client_order_id for e in run.orders("placed", "entry")].count(cid) == 1
 
     # stop: the same on the algo endpoints
@@ -343,7 +344,7 @@ async def test_lost_replies_and_failed_sends_never_duplicate_an_order(venue, tmp
     posts = same_cid("/v5/algo/order", "algo_client_order_id", cid)
     assert [r.method for r in posts][:2] == ["POST", "GET"] and [r.method for r in posts].count("POST") == 1
     assert posts[1].query["type"] == "sl" and posts[1].reply["data"][0]["algo_client_order_id"] == str(cid)
-    assert [o.client_order_id for o in venue.sim.all_orders()].count(cid) == 1
+    assert venue.bot_client_ids().count(cid) == 1
     assert [e.client_order_id for e in run.orders("placed", "stop")].count(cid) == 1
 
     # exit: the 502 came before the venue acted; a negative lookup allowed ONE resend, same id
@@ -351,7 +352,7 @@ async def test_lost_replies_and_failed_sends_never_duplicate_an_order(venue, tmp
     trail = same_cid("/v5/trade/order", "client_order_id", cid)
     assert [r.method for r in trail][:3] == ["POST", "GET", "POST"]
     assert trail[1].reply["data"] is None and "order_id" in trail[2].reply["data"]
-    assert [o.client_order_id for o in venue.sim.all_orders()].count(cid) == 1
+    assert venue.bot_client_ids().count(cid) == 1
 
 
 # --------------------------------------------------------------------------- 3. secrets

@@ -33,7 +33,11 @@ HTX_CODES: dict[str, type[E.ExchangeError]] = {
     "1034": E.InvalidOrder,  # Incorrect field of order price type.
     "1036": E.InvalidOrder,
     "1041": E.InvalidOrder,  # order amount exceeds the limit
-    "1067": E.InvalidOrder,  # client_order_id field is invalid
+    "1067": E.InvalidOrder,  # "Illegal parameter {0}." (also an expired client_order_id lookup)
+    "1084": E.OrderBan,  # "Your contract API is disabled, please try again after {0} (GMT+8)."
+    "1206": E.LeverageError,  # high leverage not supported for this position tier
+    "1349": E.LeverageError,  # "The leverage for new orders does not match current positions."
+    "1492": E.ReduceOnlyFrozen,  # "Amount of Reduce Only order exceeds the amount available to close."
     "1094": E.InvalidOrder,
     "1461": E.InvalidOrder,  # position limit
     "1013": E.InvalidOrder,  # contract symbol does not exist
@@ -100,6 +104,25 @@ _CCXT_CLASSES: tuple[tuple[type[BaseException], type[E.ExchangeError]], ...] = (
 )
 
 _BAND = re.compile(r"lower than\s*([0-9.]+).*?exceed\s*([0-9.]+)", re.IGNORECASE | re.DOTALL)
+
+
+_BAN_UNTIL = re.compile(r"after\s+(\d{4})-(\d{2})-(\d{2})[ T](\d{2}):(\d{2})(?::(\d{2}))?")
+
+
+def ban_until_ms(message: str) -> int | None:
+    """The end of an HTX 1084 order ban ("... try again after 2024-08-05 10:15:00 (GMT+8)"),
+    as UTC ms; None when the message does not state it."""
+    import datetime as _dt
+
+    m = _BAN_UNTIL.search(message or "")
+    if not m:
+        return None
+    y, mo, d, h, mi, sec = (int(g or 0) for g in m.groups())
+    try:
+        local = _dt.datetime(y, mo, d, h, mi, sec, tzinfo=_dt.timezone(_dt.timedelta(hours=8)))
+    except ValueError:
+        return None
+    return int(local.timestamp() * 1000)
 
 
 def venue_error_body(message: str) -> dict | None:
@@ -170,6 +193,8 @@ def map_ccxt_error(exc: BaseException, venue: str) -> E.ExchangeError:
         else:
             cls = E.ExchangeError
     label = f"{type(exc).__name__}: {message}"
+    if cls is E.OrderBan:
+        return E.OrderBan(label, venue=venue, code=code, until_ms=ban_until_ms(message))
     if cls is E.PriceOutOfBand:
         match = _BAND.search(message)
         return E.PriceOutOfBand(

@@ -112,6 +112,16 @@ _STATUS: dict[str, OrderStatus] = {
 }
 
 
+@dataclass(frozen=True)
+class AccountSetup:
+    """The account set-up as HTX reports it (see `HtxExchange.fetch_account_setup`)."""
+
+    assets_mode: int | None  # 0 single-asset collateral, 1 multi-assets collateral
+    position_mode: str | None  # single_side (one-way) | dual_side (hedge)
+    leverage: dict[str, Decimal | None]  # traded symbol -> cross leverage
+    position_margin_modes: dict[str, str]  # symbol with an open position -> cross | isolated
+
+
 class _StrictHtx(ccxt_async.htx):
     """ccxt's HTX client with one stricter rule: a v5 reply whose `code` is not 200 is an error.
 
@@ -138,8 +148,16 @@ class HtxConfig:
     failover_after: int = 3  # consecutive network failures before switching hostname
     open_orders_page: int = 50
     algo_kinds: tuple[OrderKind, ...] = ("stop_loss", "take_profit")
-    fills_limit: int = 500
+    # GET /v5/trade/order/details ("Get Execution Details (last 3 days)"): `limit` "defaults to
+    # 10, with a maximum limit of 100"; start/end default to now-48h..now (HTX v5 docs).
+    fills_limit: int = 100
     fills_max_lookback_ms: int = 47 * 3600 * 1000  # HTX serves at most ~48 h per query
+    fills_max_pages: int = 20  # per symbol and poll; more means the bot polls far too rarely
+    # v5 sl_trigger_price_type: "last" (HTX's default) or "mark"
+    stop_trigger_price_type: str = "last"
+    # read a new stop back and check size and trigger; read a post-only entry back, since HTX
+    # accepts a crossing post-only order and then cancels it ("limit maker order cancelation")
+    confirm_orders: bool = True
     clock_ms: Callable[[], int] = field(default=lambda: int(time.time() * 1000), repr=False)
 
     def __repr__(self) -> str:  # never print credentials
@@ -153,6 +171,25 @@ def _as_int_id(value: Any) -> int | None:
         return int(str(value))
     except ValueError:
         return None
+
+
+def _venue_order_id(o: Mapping[str, Any], is_algo: bool) -> str:
+    """The id HTX accepts back for cancels and reads: `algo_id` for algo orders, `order_id`
+    (or `order_id_str`) for normal ones.
+
+    ccxt's parsed `id` prefers the row's `id` field, which in v5 order rows is HTX's "Query
+    ID" (a paging cursor, not the order id): a cancel sent with it is answered 1061 and the
+    real order stays on the book."""
+    info = o.get("info") or {}
+    keys = ("algo_id",) if is_algo else ("order_id_str", "order_id")
+    for key in keys:
+        value = info.get(key)
+        if value not in (None, ""):
+            return str(value)
+    value = o.get("id")
+    if value in (None, "", "None"):
+        raise KeyError("order row without order_id")
+    return str(value)
 
 
 def _item_error(info: Any) -> E.ExchangeError | None:
@@ -199,6 +236,9 @@ class HtxExchange:
         self._cid_locks: dict[int, asyncio.Lock] = {}
         self._placed: OrderedDict[int, Order] = OrderedDict()  # client id -> order, this process
         self._cid_by_order_id: OrderedDict[str, int] = OrderedDict()
+        #: end of an HTX 1084 order ban (venue ms); entries are not sent before it
+        self.ban_until_ms: int | None = None
+        self.truncated_fills: list[str] = []  # symbols whose fills did not fit the page budget
 
     # ------------------------------------------------------------------ plumbing
 
@@ -249,6 +289,10 @@ class HtxExchange:
             raise
         except (ccxt.BaseError, asyncio.TimeoutError, OSError) as exc:
             error = map_ccxt_error(exc, VENUE)
+            if isinstance(error, E.OrderBan):
+                # 1084 states when it ends; without a time, HTX's documented ban is 5 minutes
+                self.ban_until_ms = error.until_ms or self.config.clock_ms() + 5 * 60_000
+                log.warning("htx: order placement banned until %s (1084)", self.ban_until_ms)
         except Exception as exc:  # a parser crash after the request went out: outcome unknown
             log.error("htx: unexpected %s while handling a reply", type(exc).__name__)
             error = E.NetworkError(f"unexpected {type(exc).__name__}: {exc}", venue=VENUE)
@@ -437,7 +481,7 @@ class HtxExchange:
             client_id = _as_int_id(o.get("clientOrderId"))
         average = _first(info, "trade_avg_price")
         return Order(
-            id=str(o.get("id")),
+            id=_venue_order_id(o, is_algo),
             client_order_id=client_id,
             symbol=o["symbol"],
             side=o.get("side") or info.get("side"),
@@ -495,7 +539,7 @@ class HtxExchange:
         amount = round_amount(amount, market.amount_step)
         price = round_limit_price(side, price, market.price_step)
         check_minimums(market, amount, price)
-        return await self._place(
+        order = await self._place(
             symbol,
             client_order_id,
             kind="limit",
@@ -504,6 +548,27 @@ class HtxExchange:
             ),
             what=f"post-only {side} {symbol}",
         )
+        if self.config.confirm_orders:
+            order = await self._confirm_post_only(order)
+        return order
+
+    async def _confirm_post_only(self, order: Order) -> Order:
+        """HTX accepts a post-only order that would take liquidity and then cancels it (its
+        v1/v5 docs: "if not, the maker order will be cancelled"; cancel_reason "Order
+        cancelation by system", which includes "limit maker order cancelation"); there is no
+        error code. Read it back at once: cancelled with nothing filled is the rejection the
+        ladder rules re-price on."""
+        try:
+            back = await self.fetch_order(order.symbol, order_id=order.id, kind="limit")
+        except E.TransientError:
+            return order  # the next snapshot shows it either way
+        if back is None:
+            return order
+        if back.status in ("canceled", "rejected") and back.filled == 0:
+            self._placed.pop(order.client_order_id or 0, None)
+            raise E.PostOnlyWouldCross(f"post-only {order.side} {order.symbol} at {order.price} was cancelled "
+                                       f"by htx (would have taken liquidity)", venue=VENUE)
+        return replace(back, client_order_id=order.client_order_id)
 
     async def place_reduce_only_limit(
         self,
@@ -558,7 +623,7 @@ class HtxExchange:
         amount = round_amount(amount, market.amount_step)
         trigger = round_stop_trigger(position_side, trigger_price, market.price_step)
         check_minimums(market, amount, None)
-        return await self._place(
+        order = await self._place(
             symbol,
             client_order_id,
             kind="stop_loss",
@@ -567,6 +632,24 @@ class HtxExchange:
             ),
             what=f"stop-loss {side} {symbol}",
         )
+        if self.config.confirm_orders:
+            await self._confirm_stop(order, amount, trigger)
+        return order
+
+    async def _confirm_stop(self, order: Order, amount: Decimal, trigger: Decimal) -> None:
+        """Read a new stop back: the venue must hold it, open, of the size and trigger sent.
+        A stop that is not there is reported (the next cycle places it again); a wrong one is
+        an error the caller sees."""
+        try:
+            back = await self.fetch_order(order.symbol, order_id=order.id, kind="stop_loss")
+        except E.TransientError as exc:
+            log.warning("htx: stop %s not confirmed yet (%s)", order.id, exc)
+            return
+        if back is None:
+            raise E.NetworkError(f"stop {order.id} on {order.symbol} is not on htx after placing", venue=VENUE)
+        if back.status == "open" and (back.amount != amount or back.trigger_price != trigger):
+            raise E.InvalidOrder(f"stop {order.id} on {order.symbol} reads back as {back.amount} @ "
+                                 f"{back.trigger_price}, sent {amount} @ {trigger}", venue=VENUE)
 
     def _checked(self, symbol: str, client_order_id: int) -> Market:
         if not is_valid_client_order_id(client_order_id):
@@ -587,9 +670,11 @@ class HtxExchange:
             known = self._placed.get(client_order_id)
             if known is not None:
                 return known
+            sent_ms = self.config.clock_ms()
+            self._check_ban(kind)
             order = await place_idempotent(
                 create,
-                lambda: self._fetch_order_once(symbol, None, client_order_id, kind),
+                lambda: self._lookup_placed(symbol, client_order_id, kind, sent_ms),
                 self._policy,
                 client_order_id=client_order_id,
                 what=f"htx {what}",
@@ -599,6 +684,55 @@ class HtxExchange:
             for cid in [c for c, lk in self._cid_locks.items() if not lk.locked()]:
                 del self._cid_locks[cid]
         return order
+
+    def _check_ban(self, kind: OrderKind) -> None:
+        """During an HTX 1084 ban new risk is not even sent; stops and closes still are (an
+        attempt costs nothing, and the ban may end earlier than stated)."""
+        until = self.ban_until_ms
+        if until is None:
+            return
+        if self.config.clock_ms() >= until:
+            self.ban_until_ms = None
+            return
+        if kind == "limit":
+            raise E.OrderBan(f"order placement banned by htx until {until} (1084)", venue=VENUE,
+                             code="1084", until_ms=until)
+
+    async def _lookup_placed(self, symbol: str, client_order_id: int, kind: OrderKind,
+                             sent_ms: int) -> Order | None:
+        """Find an order whose create reply was lost, without trusting the client id lookup
+        alone: HTX documents that a `client_order_id` "becomes invalid once the order is fully
+        filled or canceled" (and is valid at most 8 hours otherwise), and an expired id may be
+        answered 1067. So: by client id; then the open orders; then, for normal orders, the
+        fills since the send (fill rows carry `client_order_id`) and the order they name.
+        None means the venue has no trace of it: safe to send again with the same id."""
+        try:
+            found = await self._fetch_order_once(symbol, None, client_order_id, kind)
+        except E.InvalidOrder:
+            found = None  # 1067: an expired / unknown client id, not a verdict on the order
+        if found is not None:
+            return found
+        algo = kind in ALGO_KINDS
+        families: list[OrderKind | None] = [kind] if algo else [None]
+        for family in families:
+            params = {_ALGO_FLAG[family]: True} if family in _ALGO_FLAG else {}
+            rows = await self._once(lambda p=params: self._ccxt.fetch_open_orders(symbol, None, 100, dict(p)))
+            for raw in rows:
+                order = _parsed("order", self._parse_order, raw)
+                if order.client_order_id == client_order_id:
+                    return order
+        if algo:
+            return None
+        since = max(sent_ms - 60_000, self.config.clock_ms() - self.config.fills_max_lookback_ms)
+        for t in await self._fills_page(symbol, since, self.config.clock_ms()):
+            info = t.get("info") or {}
+            if _as_int_id(info.get("client_order_id")) == client_order_id:
+                order_id = str(info.get("order_id") or t.get("order") or "")
+                if order_id:
+                    by_id = await self._fetch_order_once(symbol, order_id, None, kind)
+                    if by_id is not None:
+                        return replace(by_id, client_order_id=client_order_id)
+        return None
 
     def _remember(self, order: Order) -> None:
         if order.client_order_id is not None:
@@ -625,6 +759,7 @@ class HtxExchange:
         kind: OrderKind = "market" if order_type == "market" else "limit"
         if trigger is not None:
             params["stopLossPrice"] = fmt(trigger)  # str on purpose: see module docstring
+            params["sl_trigger_price_type"] = self.config.stop_trigger_price_type
             kind = "stop_loss"
         else:
             if post_only:
@@ -638,7 +773,13 @@ class HtxExchange:
         rejected = _item_error((raw or {}).get("info"))
         if rejected is not None:
             raise rejected
-        order_id = raw.get("id") if raw else None
+        info = (raw or {}).get("info") or {}
+        order_id = None
+        if isinstance(info, Mapping):  # never the query id (see _venue_order_id)
+            order_id = info.get("algo_id") if trigger is not None else (info.get("order_id_str") or info.get("order_id"))
+        if isinstance(info, list) and info and isinstance(info[0], Mapping):
+            order_id = info[0].get("algo_id") if trigger is not None else info[0].get("order_id")
+        order_id = order_id or (raw.get("id") if raw else None)
         if not order_id:
             # a 200 reply without an id: treat as "outcome unknown" so the id gets looked up
             raise E.NetworkError("order reply without an order id", venue=VENUE)
@@ -706,11 +847,46 @@ class HtxExchange:
         return fills
 
     async def _fills_for(self, symbol: str, since: int) -> list[Fill]:
-        limit = self.config.fills_limit
-        raw = await self._read(f"fills {symbol}", lambda: self._ccxt.fetch_my_trades(symbol, since, limit))
-        if len(raw) >= limit:
-            log.warning("htx fills %s: a full page of %d, poll more often", symbol, limit)
+        raw = await self._fills_page(symbol, since, self.config.clock_ms())
         return [self._parse_fill(t) for t in raw]
+
+    async def _fills_page(self, symbol: str, since: int, until: int) -> list[dict]:
+        """Every fill of `symbol` in [since, until], within HTX's page limit of 100.
+
+        A full page means more rows exist; whatever order the venue returns them in, the rows
+        not returned lie before the oldest or after the newest returned one, so both remaining
+        windows are read (rows are de-duplicated by trade id). Bounded by `fills_max_pages`:
+        past it the fills are truncated and a warning says so."""
+        limit = self.config.fills_limit
+        rows: dict[str, dict] = {}
+        windows = [(since, until)]
+        pages = 0
+        while windows:
+            lo, hi = windows.pop()
+            if pages >= self.config.fills_max_pages:
+                log.warning("htx fills %s: more than %d pages of %d since %d; truncated, poll more often",
+                            symbol, pages, limit, since)
+                self.truncated_fills.append(symbol)
+                break
+            pages += 1
+            page = await self._read(f"fills {symbol}", lambda lo=lo, hi=hi: self._ccxt.fetch_my_trades(
+                symbol, lo, limit, {"until": hi}))
+            fresh = 0
+            for t in page:
+                key = str(t.get("id") or (t.get("info") or {}).get("trade_id"))
+                if key not in rows:
+                    rows[key] = t
+                    fresh += 1
+            if len(page) >= limit and fresh:
+                stamps = [int(t.get("timestamp") or 0) for t in page]
+                first, last = min(stamps), max(stamps)
+                if last < hi:
+                    windows.append((last, hi))
+                if first > lo:
+                    windows.append((lo, first))
+                if first == last == lo == hi:
+                    log.warning("htx fills %s: over %d fills in one millisecond; truncated", symbol, limit)
+        return sorted(rows.values(), key=lambda t: (int(t.get("timestamp") or 0), str(t.get("id"))))
 
     def _parse_fill(self, t: Mapping[str, Any]) -> Fill:
         info = t.get("info") or {}
@@ -723,7 +899,7 @@ class HtxExchange:
         return Fill(
             id=str(t.get("id")),
             order_id=order_id,
-            client_order_id=self._cid_by_order_id.get(order_id),
+            client_order_id=self._cid_by_order_id.get(order_id) or _as_int_id(info.get("client_order_id")),
             symbol=t["symbol"],
             side=t.get("side"),
             price=_first(info, "trade_price") or D(t["price"]),
@@ -787,6 +963,43 @@ class HtxExchange:
                 if value is not None:
                     return value
         return None
+
+    # ------------------------------------------------------------------ account set-up
+
+    async def fetch_account_setup(self, symbols: Sequence[str]) -> AccountSetup:
+        """What the bot relies on and HTX lets the user change: the collateral (asset) mode
+        (GET /v5/account/asset_mode: 0 single-asset, 1 multi-assets; the v5 endpoints ccxt
+        uses are documented for multi-assets accounts), the position mode (GET
+        /v5/position/mode: single_side = one-way, dual_side = hedge), each traded contract's
+        cross leverage, and the margin mode of open positions."""
+        await self._ensure_markets()
+        asset = await self._read("asset mode", lambda: self._ccxt.contractPrivateGetV5AccountAssetMode({}))
+        mode = await self._read("position mode", lambda: self._ccxt.contractPrivateGetV5PositionMode({}))
+        adata = asset.get("data") if isinstance(asset, Mapping) else None
+        mdata = mode.get("data") if isinstance(mode, Mapping) else None
+        assets_mode = _as_int_id((adata or {}).get("assets_mode", (adata or {}).get("asset_mode"))) \
+            if isinstance(adata, Mapping) else None
+        position_mode = str(mdata.get("position_mode")) if isinstance(mdata, Mapping) and mdata.get("position_mode") \
+            else None
+        levers = {s: await self.fetch_leverage(s) for s in symbols if s in self._markets}
+        raw = await self._read("positions", lambda: self._ccxt.fetch_positions(None))
+        margins = {}
+        for p in raw:
+            info = p.get("info") or {}
+            if p.get("symbol") in self._markets and (_first(info, "volume") or 0) > 0:
+                margins[p["symbol"]] = str(info.get("margin_mode") or p.get("marginMode") or "cross")
+        return AccountSetup(assets_mode, position_mode, levers, margins)
+
+    async def set_one_way_mode(self) -> None:
+        """POST /v5/position/mode single_side (HTX refuses with 1493/1494 while orders or
+        positions exist: the caller reports that)."""
+        await self._once(lambda: self._ccxt.contractPrivatePostV5PositionMode({"position_mode": "single_side"}))
+
+    async def set_leverage(self, symbol: str, leverage: int) -> None:
+        """POST /v5/position/lever for one contract, cross margin."""
+        market = self.market(symbol)
+        await self._once(lambda: self._ccxt.contractPrivatePostV5PositionLever(
+            {"contract_code": market.venue_id, "lever_rate": str(int(leverage)), "margin_mode": "cross"}))
 
     async def fetch_order_book_top(self, symbols: Sequence[str]) -> dict[str, BookTop]:
         await self._ensure_markets()

@@ -32,13 +32,13 @@ class ExchangeGlobalSettings(BaseModel):
     )
     set_position_mode_on_start: bool = setting(
         True,
-        "At startup set the account to one-way position mode if it is not already.",
-        group="exchange", planned=True, scope="global",
+        "At live start switch the HTX account to one-way position mode if it is in hedge mode (HTX refuses while orders or positions exist); off = refuse to start in hedge mode.",
+        group="exchange", scope="global",
     )
     set_leverage_on_start: bool = setting(
         False,
-        "At startup apply LEVERAGE to each traded contract on the exchange; off = never change live leverage.",
-        group="exchange", planned=True, scope="global",
+        "At live start apply ACCOUNT_LEVERAGE (or LEVERAGE when it is 0) to each traded contract on HTX; off = never change live leverage (a differing ACCOUNT_LEVERAGE then refuses to start).",
+        group="exchange", scope="global",
     )
     contract_hostnames: WordList = setting(
         ('api.hbdm.com', 'api.hbdm.vn'),
@@ -54,6 +54,11 @@ class ExchangeGlobalSettings(BaseModel):
         604800,
         "Maximum age of the cached markets file before markets are reloaded from the exchange.",
         group="exchange", planned=True, scope="global", unit="seconds", ge=0,
+    )
+    stop_trigger_price_type: Literal["last", "mark"] = setting(
+        'last',
+        "Price that fires the exchange-side stop-loss on HTX (v5 sl_trigger_price_type): last trade price (HTX's default) or mark price; one of: last, mark.",
+        group="exchange", scope="global",
     )
     margin_mode: Literal["cross"] = setting(
         'cross',

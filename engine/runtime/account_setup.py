@@ -1,0 +1,84 @@
+"""Live start: read the HTX account set-up, apply what the settings allow, refuse the rest.
+
+The bot trades USDT-M linear swaps in cross margin, one-way position mode, through the v5
+endpoints (documented for Multi-Assets Collateral accounts). A user can change each of these
+on the website; trading on a different set-up sends orders the venue refuses or, worse,
+accepts with another meaning (a hedge-mode account opens a second position instead of
+reducing). So before the first order: read, fix where SET_POSITION_MODE_ON_START /
+SET_LEVERAGE_ON_START say so, and otherwise stop with one line naming the problem and the fix.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+from engine.exchange import errors as E
+
+
+@dataclass
+class SetupReport:
+    """What was found and what was changed (each line is shown to the user at start)."""
+
+    lines: list[str] = field(default_factory=list)
+    changed: list[str] = field(default_factory=list)
+
+
+async def prepare_account(exchange: Any, settings: Any, symbols: list[str]) -> SetupReport:
+    """Verify (and where allowed, apply) the account set-up; raises `AccountSetupError`."""
+    g = settings.glob
+    report = SetupReport()
+    setup = await exchange.fetch_account_setup(symbols)
+    if setup.assets_mode is not None and setup.assets_mode != 1:
+        raise E.AccountSetupError(
+            "HTX account is in Single-Asset Collateral mode; CROT trades through HTX's v5 API, which is for "
+            "Multi-Assets Collateral mode: switch it on HTX (Futures > Settings > Asset mode) and start again",
+            venue="htx")
+    isolated = sorted(s for s, m in setup.position_margin_modes.items() if m != "cross")
+    if isolated:
+        raise E.AccountSetupError(
+            f"open isolated-margin position(s) on {', '.join(isolated)}: CROT trades cross margin only; "
+            "close them or move them to cross margin on HTX, then start again", venue="htx")
+    if setup.position_mode == "dual_side":
+        if not g.set_position_mode_on_start:
+            raise E.AccountSetupError(
+                "HTX account is in hedge (dual-side) position mode: CROT needs one-way mode; switch it on HTX or "
+                "set SET_POSITION_MODE_ON_START=true", venue="htx")
+        try:
+            await exchange.set_one_way_mode()
+        except E.ExchangeError as exc:
+            raise E.AccountSetupError(
+                f"could not switch HTX to one-way position mode ({exc.message}); HTX refuses while orders or "
+                "positions exist: close them, or switch on the website, then start again", venue="htx") from None
+        report.changed.append("position mode: hedge -> one-way")
+    elif setup.position_mode not in (None, "single_side"):
+        raise E.AccountSetupError(f"unknown HTX position mode {setup.position_mode!r}", venue="htx")
+    report.lines.append("account: multi-assets collateral, cross margin, one-way mode")
+    for side in ("long", "short"):
+        p = settings.side(side)
+        wanted = p.account_leverage or p.leverage
+        if g.set_leverage_on_start:
+            for symbol in symbols:
+                current = setup.leverage.get(symbol)
+                if current is not None and int(current) == int(wanted):
+                    continue
+                try:
+                    await exchange.set_leverage(symbol, int(wanted))
+                except E.ExchangeError as exc:
+                    raise E.AccountSetupError(
+                        f"HTX refused leverage {wanted}x on {symbol} ({exc.message}): lower LEVERAGE / "
+                        "ACCOUNT_LEVERAGE to what the contract's tier allows", venue="htx") from None
+                setup.leverage[symbol] = Decimal(int(wanted))
+                report.changed.append(f"leverage {symbol}: {current} -> {wanted}x")
+            break  # one account leverage per contract: both sides share it
+        if p.account_leverage:
+            wrong = sorted(s for s in symbols if setup.leverage.get(s) is not None
+                           and int(setup.leverage[s]) != int(p.account_leverage))
+            if wrong:
+                raise E.AccountSetupError(
+                    f"ACCOUNT_LEVERAGE={p.account_leverage} but HTX has other leverage on {', '.join(wrong)}: set "
+                    "SET_LEVERAGE_ON_START=true, fix it on HTX, or set ACCOUNT_LEVERAGE=0 to read it", venue="htx")
+    levels = sorted({str(v) for v in setup.leverage.values() if v is not None})
+    report.lines.append("leverage on HTX: " + (", ".join(f"{x}x" for x in levels) if levels else "unknown"))
+    return report
