@@ -54,8 +54,15 @@ def redact(text: object) -> str:
     return out
 
 
+_TRACEBACK_FORMATTER = logging.Formatter()
+
+
 class RedactingFilter(logging.Filter):
-    """Logging filter that redacts the formatted message (used on the ccxt loggers)."""
+    """Logging filter that redacts the formatted message and any traceback or stack attached
+    to the record (`log.exception`, `exc_info=True`, `stack_info=True`).
+
+    The traceback is formatted here, redacted and cached in `exc_text` (which every standard
+    Formatter prints as is); `exc_info` is dropped so no later handler renders the raw one."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         try:
@@ -64,6 +71,14 @@ class RedactingFilter(logging.Filter):
             message = str(record.msg)
         record.msg = redact(message)
         record.args = None
+        if record.exc_info:
+            if not record.exc_text and record.exc_info[0] is not None:
+                record.exc_text = _TRACEBACK_FORMATTER.formatException(record.exc_info)
+            record.exc_info = None
+        if record.exc_text:
+            record.exc_text = redact(record.exc_text)
+        if record.stack_info:
+            record.stack_info = redact(record.stack_info)
         return True
 
 
@@ -185,7 +200,30 @@ class OrderNotFound(ExchangeError):
     pass
 
 
+class OrderBan(OrderRejected):
+    """HTX 1084: the venue disabled order placement for this API key for a while (too many
+    cancels). `until_ms` is the end of the ban when the venue states it; until then entries
+    are not sent, existing stops stay, and the UI says so."""
+
+    def __init__(self, message: str = "", *, until_ms: int | None = None, **kw):
+        super().__init__(message, **kw)
+        self.until_ms = until_ms
+
+
+class LeverageError(OrderRejected):
+    """HTX 1206 (leverage tier not allowed for this size) / 1349 (order leverage differs from
+    the position's): the account set-up must be fixed; the same order is refused again."""
+
+
+class AccountSetupError(ExchangeError):
+    """The account is not set up the way the bot trades (hedge mode, isolated margin,
+    single-asset collateral for the v5 API): refuse to trade, naming the problem and the fix."""
+
+
 __all__ = [
+    "AccountSetupError",
+    "LeverageError",
+    "OrderBan",
     "AuthError",
     "CancelNotConfirmed",
     "DuplicateClientOrderId",

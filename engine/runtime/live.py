@@ -54,6 +54,68 @@ def warmup_candles(settings: Settings) -> int:
     return need
 
 
+def wall_clock_ms() -> int:
+    return int(time.time() * 1000)
+
+
+class SteadyClock:
+    """Cycle times that never go back: the wall clock (the venue's time frame), unless it
+    stepped back, then the last time plus the monotonic time elapsed. A jump either way
+    (NTP step, suspend, a user changing the date) is reported once in `jump_ms`."""
+
+    def __init__(self, wall_ms: Callable[[], int], mono_s: Callable[[], float] = time.monotonic,
+                 tolerance_ms: int = 2_000):
+        self._wall, self._mono, self._tol = wall_ms, mono_s, tolerance_ms
+        self._last: tuple[int, float] | None = None
+        self.jump_ms = 0
+
+    def now(self) -> int:
+        wall, mono = self._wall(), self._mono()
+        self.jump_ms = 0
+        if self._last is None:
+            self._last = (wall, mono)
+            self._last_wall = wall
+            return wall
+        last_now, last_mono = self._last
+        elapsed = int((mono - last_mono) * 1000)
+        step = wall - (self._last_wall + elapsed)  # what the wall clock did beyond the time passed
+        if step < -self._tol or (self._wall is wall_clock_ms and step > self._tol):
+            self.jump_ms = step  # forward jumps only on the real clock (tests accelerate it)
+        now = wall if wall > last_now else last_now + max(elapsed, 0)
+        self._last = (now, mono)
+        self._last_wall = wall
+        return now
+
+
+async def until_reachable(call: Callable[[], Awaitable[Any]], *, what: str, stop: asyncio.Event, bus: EventBus,
+                          clock_ms: Callable[[], int], wait: Callable[[float], Awaitable[None]] | None = None,
+                          first_pause: float = 2.0, max_pause: float = 60.0) -> Any:
+    """Run `call` until the venue answers: a network or exchange outage at start is retried
+    with a growing pause (2 s .. 60 s), and each failure is said on the bus; only an auth or
+    account set-up error (which cannot fix itself) ends the start. None when stopped."""
+    pause = first_pause
+    while True:
+        try:
+            return await call()
+        except (E.AuthError, E.AccountSetupError):
+            raise
+        except (E.TransientError, E.ExchangeError, OSError, asyncio.TimeoutError) as exc:
+            bus.publish(ErrorEvent(clock_ms(), "start", f"cannot {what} ({type(exc).__name__}: {E.redact(exc)}); "
+                                   f"retrying in {pause:.0f} s"))
+        if stop.is_set():
+            return None
+        if wait is not None:
+            await wait(pause)
+        else:
+            try:
+                await asyncio.wait_for(stop.wait(), timeout=pause)
+            except asyncio.TimeoutError:
+                pass
+        if stop.is_set():
+            return None
+        pause = min(max_pause, pause * 2)
+
+
 @dataclass
 class LiveParts:
     """What the loop runs on; tests inject fakes, `build_parts` makes the real ones."""
@@ -77,7 +139,7 @@ async def build_parts(settings: Settings, symbols: list[str], paper: bool) -> Li
         raise E.AuthError("live mode needs HTX_API_KEY and HTX_API_SECRET in .env")
     htx = HtxExchange(HtxConfig(api_key=key if not paper else "", secret=secret if not paper else "",
                                 hostnames=tuple(g.contract_hostnames) or ("api.hbdm.vn", "api.hbdm.com"),
-                                timeout_ms=g.timeout_ms))
+                                timeout_ms=g.timeout_ms, stop_trigger_price_type=g.stop_trigger_price_type))
     reference = MexcReference() if g.external_price_enabled else None
     closers: tuple[Any, ...] = (htx,) + ((reference,) if reference else ())
     try:
@@ -109,7 +171,7 @@ async def run_live(
     on_engine: Callable[[Engine], None] | None = None,
     db_path: str | Path | None = None,
     parts: LiveParts | None = None,
-    clock_ms: Callable[[], int] = lambda: int(time.time() * 1000),
+    clock_ms: Callable[[], int] = wall_clock_ms,
     max_steps: int | None = None,
     wait: Callable[[float], Awaitable[None]] | None = None,
     benchmark: str | None = BENCHMARK,
@@ -124,9 +186,13 @@ async def run_live(
         raise ValueError("COINS is empty: nothing to trade (set e.g. COINS=btc,eth,xrp in .env)")
     mode = "paper" if paper else "live"
     stop = stop or asyncio.Event()
-    parts = parts or await build_parts(settings, symbols, paper)
+    if parts is None:
+        parts = await until_reachable(lambda: build_parts(settings, symbols, paper), what="connect to HTX",
+                                      stop=stop, bus=bus, clock_ms=clock_ms, wait=wait)
+        if parts is None:
+            return 0  # stopped before the venue could be reached
     db = Path(db_path) if db_path else Path(g.data_dir) / f"{mode}.sqlite"
-    lock = InstanceLock(db.parent).acquire()  # one bot per state folder
+    lock = InstanceLock(db.parent, account=None if paper else g.htx_api_key.get_secret_value()).acquire()  # per folder, per account
     heartbeat = db.parent / "heartbeat"
     store = await StateStore.open(db)
     from engine.store.audit import AuditWriter
@@ -138,11 +204,19 @@ async def run_live(
     try:
         engine = Engine(settings, parts.exchange, store, bus, symbols=symbols, benchmark=benchmark, mode=mode,
                         reference_feed=parts.reference, macro_symbols=parts.macro)
-        await engine.start()
+        await until_reachable(engine.start, what="load markets", stop=stop, bus=bus, clock_ms=clock_ms, wait=wait)
+        if parts.sim is None and hasattr(parts.exchange, "fetch_account_setup"):
+            # live: the account must be set up as the bot trades before the first order
+            from .account_setup import prepare_account
+
+            report = await prepare_account(parts.exchange, settings, engine.symbols)
+            for line in report.changed + report.lines:
+                bus.publish(EngineStatus(clock_ms(), mode, (), True, line))
         if on_engine is not None:
             on_engine(engine)
         # Warm-up: the first poll returns history; indicators learn it, nothing trades on it.
-        history = await parts.feed.poll(clock_ms())
+        history = await until_reachable(lambda: parts.feed.poll(clock_ms()), what="load candle history",
+                                        stop=stop, bus=bus, clock_ms=clock_ms, wait=wait) or {}
         engine.warm_up(history)
         if parts.sim is not None:
             for symbol, candles in history.items():
@@ -151,8 +225,12 @@ async def run_live(
         bus.publish(EngineStatus(clock_ms(), mode, tuple(s for s, on in engine.flags.enabled.items() if on),
                                  engine.flags.paused, f"{mode} mode: warm, trading {len(engine.symbols)} symbols"))
         failures = 0
+        clock = SteadyClock(clock_ms)
         while not stop.is_set():
-            now = clock_ms()
+            now = clock.now()
+            if clock.jump_ms:
+                bus.publish(ErrorEvent(now, "clock", f"the wall clock jumped {clock.jump_ms / 1000:+.1f} s; "
+                                       "cycles keep their order on the monotonic clock"))
             try:
                 batch: dict[str, list[Candle]] = await parts.feed.poll(now)
                 if parts.sim is not None:
