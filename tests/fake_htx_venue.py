@@ -295,6 +295,7 @@ class FakeHtxVenue:
         self.margin_mode = "cross"
         self.stop_trigger_types: dict[str, str] = {}  # sim stop id -> last | mark
         self._website_cids = 0
+        self.cancel_next_post_only = 0  # a fault: the next N post-only orders are system-cancelled
         self._fees: dict[str, Decimal] = {}
         self._levers: dict[str, Decimal | None] = {}
         self.requests: list[VenueRequest] = []
@@ -884,6 +885,9 @@ class FakeHtxVenue:
             if kind == "post_only" and not reduce_only:
                 price = self._price(body.get("price"), contract.price_tick)
                 try:
+                    if self.cancel_next_post_only > 0:  # the book moved through it as it arrived
+                        self.cancel_next_post_only -= 1
+                        raise E.PostOnlyWouldCross("book moved")
                     order = await self.sim.place_post_only(contract.symbol, side, volume, price, sim_cid)
                 except E.PostOnlyWouldCross:
                     order = self._cancel_by_system(rec, contract, side, volume, price, sim_cid)

@@ -723,7 +723,9 @@ class HtxExchange:
                     return order
         if algo:
             return None
-        since = max(sent_ms - 60_000, self.config.clock_ms() - self.config.fills_max_lookback_ms)
+        # the whole window HTX serves: a venue's fill time need not match our clock, and a
+        # client id names one intent, so any fill carrying it is this order's
+        since = self.config.clock_ms() - self.config.fills_max_lookback_ms
         for t in await self._fills_page(symbol, since, self.config.clock_ms()):
             info = t.get("info") or {}
             if _as_int_id(info.get("client_order_id")) == client_order_id:

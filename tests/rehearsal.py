@@ -1,0 +1,252 @@
+"""A paper rehearsal of the live path: the real `run_live` loop on an accelerated real clock.
+
+What is real: the loop, the engine, `HtxExchange`, ccxt's `htx` client (signing, routing,
+parsing), HTTP to the loopback `FakeHtxVenue` (HTX v5 as documented), and recorded USDT-M perp
+candles (tests/fixtures/perp2024: BTC, ETH, SOL, 2024-07-25 .. 08-08, with the 08-05 crash).
+The clock is the machine's monotonic clock run `factor` times faster, with jitter: nothing is
+pinned to a candle boundary, polls land wherever the loop's own speed puts them, and a candle
+is published by the venue 0.5..4 s (venue time) after it closed, so some polls come early
+and some late. The market moves between polls (the venue catches up to the clock in the
+loop's pause), so after every poll the invariant can be checked strictly.
+
+Faults are injected at the venue, under the adapter: lost replies (the venue acts, the
+reply comes after the client's timeout), 502s before acting, an HTX 1084 order ban, and
+post-only orders the venue cancels as crossing.
+
+Used by tests/test_live_rehearsal.py (short) and bench/rehearsal.py (long, prints figures).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from dataclasses import dataclass, field
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from engine.exchange.htx import HtxExchange
+from engine.exchange.retry import RetryPolicy
+from engine.exchange.testing import deny_network
+from engine.market.candles import Candle
+from engine.market.feeds import CcxtFeed, FileFeed
+from engine.runtime.events import Decisions, ErrorEvent, Event, EventBus, OrderEvent, StopEvent
+from engine.runtime.live import BENCHMARK, LiveParts, run_live
+from engine.settings.envfile import Assignment
+from engine.settings.loader import settings_from_assignments
+
+from fake_htx_venue import BTC, ETH, Contract, Fault, FakeHtxVenue, Reply
+
+DATA = Path(__file__).parent / "fixtures" / "perp2024"
+SOL = "SOL/USDT:USDT"
+CONTRACTS = (
+    Contract(BTC, "BTC-USDT", Decimal("0.001"), Decimal("0.1")),
+    Contract(ETH, "ETH-USDT", Decimal("0.01"), Decimal("0.01")),
+    Contract(SOL, "SOL-USDT", Decimal("1"), Decimal("0.001")),
+)
+API_KEY = "AKfake-7c6b5a49-rehearsal-key"
+SECRET = "SKfake-38271605-rehearsal-secret"
+STEP_MS = 300_000
+
+# Short EMAs and loose gates, so that a few hundred candles of three coins trade.
+SETTINGS = {
+    "COINS": "eth,sol", "EXTERNAL_PRICE_ENABLED": "false", "ENABLE_GOLD_BTC_RSI_OVERLAY": "false",
+    "EMA_MACRO_TIMEFRAME": "15m", "EMA_MACRO_FAST_MINUTES": "180", "EMA_MACRO_SLOW_MINUTES": "450",
+    "EMA_PULLBACK_FAST_MINUTES": "60", "EMA_PULLBACK_SLOW_MINUTES": "150", "EMA_TRIGGER_FAST_MINUTES": "60",
+    "EMA_TRIGGER_SLOW_MINUTES": "150", "EMA_USE_RS_CONFIRMATION": "false", "EMA_USE_BTC_RISK_FILTER": "false",
+    "EMA_CHOP_FILTER_ENABLED": "false", "EMA_VOLUME_CONFIRMATION_ENABLED": "false", "ENTRY_MIN_RS60_ABS": "0",
+    "ENTRY_MIN_RS30_ABS": "0", "ENTRY_MIN_SCORE": "0", "POLL_INTERVAL_SEC": "3",
+}
+
+
+class AcceleratedClock:
+    """Venue time = start + factor x (monotonic time since start) + jitter (ms)."""
+
+    def __init__(self, start_ms: int, factor: float, jitter_ms: int, rng: random.Random):
+        self.start_ms, self.factor, self.jitter_ms, self.rng = start_ms, factor, jitter_ms, rng
+        self.t0 = time.monotonic()
+        self._last = start_ms
+
+    def base(self) -> int:
+        return self.start_ms + int((time.monotonic() - self.t0) * self.factor * 1000)
+
+    def __call__(self) -> int:
+        now = max(self._last, self.base() + self.rng.randint(0, self.jitter_ms))
+        self._last = now
+        return now
+
+
+@dataclass
+class Rehearsal:
+    steps: int = 0
+    polls_checked: int = 0
+    problems: list[tuple[int, list[str]]] = field(default_factory=list)
+    events: list[Event] = field(default_factory=list)
+    faults: dict[str, int] = field(default_factory=dict)
+    duplicates: int = 0
+    reused_ids: int = 0
+    fill_to_stop_ms: list[float] = field(default_factory=list)  # venue time from fill to stop on the book
+    decided_per_candle: list[int] = field(default_factory=list)
+    audit_decision_rows: int = 0
+    wall_s: float = 0.0
+    candles: int = 0
+
+    def orders(self, action: str, purpose: str) -> list[OrderEvent]:
+        return [e for e in self.events if isinstance(e, OrderEvent) and e.action == action and e.purpose == purpose]
+
+    @property
+    def decisions(self) -> int:
+        return sum(len(e.decisions) for e in self.events if isinstance(e, Decisions))
+
+
+class _Pacer(asyncio.Event):
+    """`stop` of run_live: its wait() is the pause between polls. It checks the invariant on
+    the venue, then sleeps `pause / factor` real seconds while the venue trades up to the
+    clock (less a jittered publication delay)."""
+
+    def __init__(self, venue: FakeHtxVenue, clock: AcceleratedClock, run: Rehearsal, rng: random.Random,
+                 end_ms: int, faults_at: dict[int, Any]):
+        super().__init__()
+        self.venue, self.clock, self.run, self.rng, self.end_ms = venue, clock, run, rng, end_ms
+        self.faults_at = faults_at
+        self.first_fill: dict[str, int] = {}
+        self.seen_fill_ids: set[str] = set()
+
+    async def check(self) -> None:
+        self.run.polls_checked += 1
+        problems = await self.venue.protection_problems()
+        if problems:
+            self.run.problems.append((self.run.polls_checked, problems))
+        stops = {o.symbol for o in await self.venue.sim.fetch_open_orders() if o.kind == "stop_loss"}
+        for symbol, t in list(self.first_fill.items()):
+            if symbol in stops:
+                # a fill at t; the stop was seen after the step that followed it
+                self.run.fill_to_stop_ms.append(float(self.venue.now_ms - t))
+                del self.first_fill[symbol]
+
+    async def wait(self) -> bool:
+        await self.check()
+        action = self.faults_at.pop(self.run.polls_checked, None)
+        if action is not None:
+            action()
+        await asyncio.sleep(self.run_pause())
+        before = {p.symbol for p in await self.venue.sim.fetch_positions()}
+        delay = self.rng.randint(500, 4_000)
+        self.venue.advance_to(min(self.end_ms, self.clock.base() - delay))
+        for p in await self.venue.sim.fetch_positions():
+            if p.symbol not in before and p.symbol not in self.first_fill:
+                fills = [f for f in await self.venue.sim.fetch_fills([p.symbol], 0) if f.id not in self.seen_fill_ids]
+                self.seen_fill_ids |= {f.id for f in fills}
+                self.first_fill[p.symbol] = min((f.ts_ms for f in fills), default=self.venue.now_ms)
+        if self.venue.now_ms >= self.end_ms:
+            self.set()
+        return True
+
+    def run_pause(self) -> float:
+        return 3.0 / self.clock.factor
+
+
+def _settings(extra: dict[str, str] | None = None):
+    values = {**SETTINGS, "HTX_API_KEY": API_KEY, "HTX_API_SECRET": SECRET, **(extra or {})}
+    return settings_from_assignments([Assignment(k, v, i + 1) for i, (k, v) in enumerate(values.items())])
+
+
+def _series(start: int, candles: int) -> dict[str, list[Candle]]:
+    feed = FileFeed.from_directory(DATA, "5m", symbols=[BTC, ETH, SOL])
+    return {s: feed.history(s)[start:start + candles] for s in (BTC, ETH, SOL)}
+
+
+async def rehearse(tmp: Path, *, candles: int = 120, warmup: int = 200, factor: float = 1500.0,
+                   jitter_ms: int = 2_500, seed: int = 11, start: int = 2000, faults: bool = True,
+                   timeout_ms: int = 400) -> Rehearsal:
+    """Run the rehearsal over `candles` candles after `warmup`; returns what was seen."""
+    rng = random.Random(seed)
+    run = Rehearsal(candles=candles)
+    series = _series(start, warmup + candles)
+    with deny_network() as refused:
+        async with FakeHtxVenue(api_key=API_KEY, secret=SECRET, series=series, start_candles=warmup,
+                                contracts=CONTRACTS) as venue:
+            first = min(c[0].ts_ms for c in series.values())
+            start_ms = first + warmup * STEP_MS + rng.randint(1_000, 250_000)  # anywhere in a candle
+            end_ms = first + (warmup + candles) * STEP_MS
+            clock = AcceleratedClock(start_ms, factor, jitter_ms, rng)
+            venue.advance_to(start_ms - 4_000)
+            fault_plan: dict[int, Any] = {}
+            injected: list[Fault] = []
+            if faults:
+                def lost(path: str, name: str, what=lambda r: True) -> Any:
+                    return lambda: injected.append(venue.inject(Fault("POST", path, what, execute=True,
+                                                                      delay=timeout_ms / 1000 * 2.5, name=name)))
+
+                def gateway(path: str, name: str) -> Any:
+                    return lambda: injected.append(venue.inject(Fault(
+                        "POST", path, execute=False, reply=Reply(status=502, text="<html>502 Bad Gateway</html>"),
+                        name=name)))
+
+                def ban() -> None:
+                    until = "2099-01-01 00:00:00"
+                    injected.append(venue.inject(Fault("POST", "/v5/trade/order",
+                                                       lambda r: r.body.get("type") == "post_only", execute=False,
+                                                       reply=Reply(json={"code": 1084, "message":
+                                                                         f"Your contract API is disabled, please "
+                                                                         f"try again after {until} (GMT+8).",
+                                                                         "data": None, "ts": venue.now_ms}),
+                                                       name="1084 ban")))
+
+                def crossing() -> None:
+                    venue.cancel_next_post_only += 2
+
+                every = max(8, candles // 6)
+                plan = [lost("/v5/trade/order", "lost order reply"), lost("/v5/algo/order", "lost stop reply"),
+                        gateway("/v5/trade/order", "502 on order"), gateway("/v5/algo/order", "502 on stop"),
+                        crossing, lost("/v5/trade/order", "lost close reply", lambda r: r.body.get("type") == "market")]
+                for i, action in enumerate(plan):
+                    fault_plan[every * (i + 1)] = action
+                fault_plan[every * (len(plan) + 1)] = ban
+            pacer = _Pacer(venue, clock, run, rng, end_ms, fault_plan)
+            exchange = HtxExchange(venue.htx_config(
+                timeout_ms=timeout_ms,
+                retry=RetryPolicy(max_attempts=3, base_delay=0.01, max_delay=0.05, reconcile_delay=0.02, seed=seed)))
+            exchange.config.clock_ms = clock  # the adapter's clock is the rehearsal's
+            feed = CcxtFeed(exchange._ccxt, [ETH, SOL, BENCHMARK], "5m", warmup_candles=warmup - 2, by_window=True)
+            bus = EventBus()
+            bus.subscribe(run.events.append)
+            t0 = time.monotonic()
+            run.steps = await run_live(_settings(), bus=bus, parts=LiveParts(exchange, feed, None, None, (exchange,)),
+                                       clock_ms=clock, stop=pacer, db_path=tmp / "live.sqlite",
+                                       wait=None, benchmark=BENCHMARK)
+            run.wall_s = time.monotonic() - t0
+            await pacer.check()
+            run.duplicates = len(venue.duplicate_client_ids)
+            run.reused_ids = len(venue.reused_client_ids)
+            for f in injected:
+                run.faults[f.name] = run.faults.get(f.name, 0) + len(f.hits)
+            run.faults["post-only cancelled by the venue"] = len(venue.system_cancels)
+            per_candle: dict[int, int] = {}
+            for e in run.events:
+                if isinstance(e, Decisions):
+                    for d in e.decisions:
+                        per_candle[d.ts_ms] = per_candle.get(d.ts_ms, 0) + 1
+            run.decided_per_candle = [per_candle[k] for k in sorted(per_candle)]
+            run.audit_decision_rows = _audit_decisions(tmp / "live")
+    assert refused == [], refused
+    return run
+
+
+def _audit_decisions(folder: Path) -> int:
+    """Decision rows the audit trail wrote (every profile's decisions file)."""
+    rows = 0
+    for path in folder.rglob("*"):
+        if path.is_file() and "signal_analytics" in path.name and path.suffix == ".jsonl":
+            with open(path, encoding="utf-8") as fh:
+                rows += sum(1 for line in fh if line.strip())
+    return rows
+
+
+def stop_events(run: Rehearsal) -> list[StopEvent]:
+    return [e for e in run.events if isinstance(e, StopEvent)]
+
+
+def errors(run: Rehearsal) -> list[ErrorEvent]:
+    return [e for e in run.events if isinstance(e, ErrorEvent)]
