@@ -31,7 +31,7 @@ from engine.market import indicators as ind  # noqa: E402
 from engine.market.candles import Candle, CandleStore, candles_to_arrays  # noqa: E402
 from engine.market.feeds import parse_recorded_filename, read_candles_csv  # noqa: E402
 
-DATA = ROOT / "engine" / "demo_data" / "market"
+DATA = ROOT / "tests" / "fixtures" / "market_2018"  # the 2018 BTC-quoted set
 M5 = 300_000
 
 # the strategy's 5m indicator set with default settings (trigger and pullback share EMAs)

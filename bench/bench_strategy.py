@@ -49,7 +49,7 @@ from engine.strategy import (  # noqa: E402
     select_entries,
 )
 
-DATA = ROOT / "engine" / "demo_data" / "market"
+DATA = ROOT / "tests" / "fixtures" / "market_2018"  # the 2018 BTC-quoted set
 PHASES = ("features", "evaluate", "select", "one side", "both sides")
 STEP_MS = 300_000
 WARM = 1800

@@ -39,7 +39,7 @@ async def main(candles: int, factor: float, seeds: int) -> int:
     bad = 0
     for seed in range(1, seeds + 1):
         with tempfile.TemporaryDirectory() as tmp:
-            run = await rehearse(Path(tmp), candles=candles, factor=factor, seed=seed, start=1500)
+            run = await rehearse(Path(tmp), candles=candles, factor=factor, seed=seed, start=1900)
         latencies += run.fill_to_stop_ms
         per = run.decided_per_candle[1:-1]
         print(f"seed {seed}: polls {run.steps}, wall {run.wall_s:.1f} s, entries placed "

@@ -4,7 +4,8 @@ Modes: `--demo` replays the bundled real candles on the simulated exchange (the 
 HTX API key is configured); `--paper` trades simulated fills on live HTX prices; `--live` sends
 real orders. With an API key configured, the mode must be chosen explicitly.
 
-Exit codes: 0 success (a demo ran to its end, or a stop was requested), 1 the engine failed,
+Exit codes: 0 success (a demo ran to its end, or a stop was requested), 1 the engine failed or
+the dashboard crashed (so a watchdog restarts it),
 2 invalid settings or usage.
 """
 
@@ -74,6 +75,7 @@ def _fail(message: str) -> None:
 def load(env: str) -> Any:
     """Load settings; a bad file is exit 2 with every problem listed."""
     from engine.settings import SettingsError, file_warnings, load_settings
+    from engine.settings.loader import danger_warnings
 
     try:
         settings = load_settings(env, missing_ok=(env == ".env"))
@@ -81,6 +83,8 @@ def load(env: str) -> Any:
         print(f"error: {exc}", file=sys.stderr)
         raise SystemExit(EXIT_CONFIG) from None
     for w in file_warnings(env):
+        print(f"warning: {w}", file=sys.stderr)
+    for w in danger_warnings(settings):
         print(f"warning: {w}", file=sys.stderr)
     return settings
 
@@ -169,6 +173,10 @@ def main_headless(args: argparse.Namespace, settings: Any, mode: str) -> int:
     host = EngineHost(settings, mode=mode, speed=speed, data_dir=args.data, max_steps=args.steps)
     log = logging.getLogger("crot.tui")
     log.info("crot-tui --no-ui: %s mode, settings %s", mode, args.env)
+    from engine.settings.loader import danger_warnings
+
+    for w in danger_warnings(settings):  # again in the log, where a service's operator looks
+        log.warning(w)
     try:
         result = asyncio.run(run_headless(host))
     except (KeyboardInterrupt, asyncio.CancelledError):
@@ -197,6 +205,9 @@ def main_ui(args: argparse.Namespace, settings: Any, mode: str) -> int:
     host = EngineHost(settings, mode=mode, speed=speed, data_dir=args.data, max_steps=args.steps)
     app = CrotApp(host, env_path=Path(args.env), theme_name=args.theme)
     app.run()
+    if app.return_code:  # the UI crashed (its scrubbed traceback is printed): let a watchdog restart it
+        print("error: the dashboard crashed (traceback above)", file=sys.stderr)
+        return EXIT_FAILED
     result = host.result
     if result is not None and result.error:
         print(f"error: {result.error}", file=sys.stderr)
@@ -204,7 +215,25 @@ def main_ui(args: argparse.Namespace, settings: Any, mode: str) -> int:
     return EXIT_OK
 
 
+def install_redaction() -> None:
+    """Secrets out of the last-resort outputs too: an uncaught exception's traceback, and log
+    records when no handler is configured (the dashboard's mode) go through `redact()`."""
+    import traceback
+
+    from engine.exchange.errors import RedactingFilter, redact
+
+    if logging.lastResort is not None and not any(isinstance(f, RedactingFilter)
+                                                  for f in logging.lastResort.filters):
+        logging.lastResort.addFilter(RedactingFilter())
+
+    def excepthook(exc_type: Any, exc: BaseException, tb: Any) -> None:
+        sys.stderr.write(redact("".join(traceback.format_exception(exc_type, exc, tb))))
+
+    sys.excepthook = excepthook
+
+
 def main(argv: list[str] | None = None) -> int:
+    install_redaction()
     args = build_parser().parse_args(argv)
     from . import themes
 

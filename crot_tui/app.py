@@ -16,6 +16,7 @@ import signal
 from pathlib import Path
 from typing import Any, Iterable
 
+from rich.segment import Segments
 from textual.app import App, SystemCommand
 from textual.binding import Binding
 from textual.message import Message
@@ -329,6 +330,19 @@ class CrotApp(App[int]):
         self.state.dirty.add("status")
         self.flush()
         self.notify(f"demo speed: {speed:g} candles/s", timeout=2)
+
+    # -- crashing ---------------------------------------------------------------------------
+    def _fatal_error(self) -> None:
+        """An unhandled exception: Textual's crash screen, minus local variables (they hold the
+        raw `.env` text and the API secret) and with secrets redacted; the exit code stays 1."""
+        import rich
+
+        from .crash import safe_traceback
+
+        self.bell()
+        traceback = safe_traceback(width=None, suppress=[rich])
+        self._exit_renderables.append(Segments(self.console.render(traceback, self.console.options)))
+        self._close_messages_no_wait()
 
     # -- quitting ---------------------------------------------------------------------------
     async def action_quit(self) -> None:

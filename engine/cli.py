@@ -32,6 +32,10 @@ def cmd_config_check(args: argparse.Namespace) -> int:
     settings = _load(args.env)
     for w in file_warnings(args.env) + planned_warnings(settings):
         print(f"warning: {w}", file=sys.stderr)
+    from engine.settings.loader import danger_warnings
+
+    for w in danger_warnings(settings):
+        print(f"warning: {w}", file=sys.stderr)
     g = settings.glob
     overrides = [k for k in settings.source if k.startswith(("LONG_", "SHORT_"))]
     print(f"OK: {args.env}: {len(settings.source)} keys set, {len(catalog())} settings known, "
@@ -76,32 +80,39 @@ def cmd_config_show(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_config_migrate(args: argparse.Namespace) -> int:
+    """`crot config migrate OLD.env`: see engine/settings/migrate.py. Secret values are never printed."""
+    from engine.settings.migrate import MigrateInputError, migrate_file
+
+    try:
+        mig = migrate_file(args.old_env)
+    except MigrateInputError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    out = Path(args.out)
+    if out.exists() and not args.force and not args.dry_run:
+        print(f"error: {out} already exists; pass --force to replace it or --out FILE to write elsewhere",
+              file=sys.stderr)
+        return EXIT_CONFIG
+    for note in mig.notes:
+        print(f"{args.old_env}: {note}")
+    for problem in mig.problems:
+        print(f"warning: {out}: {problem}", file=sys.stderr)
+    verb = "would write" if args.dry_run else "wrote"
+    replaced = " (replacing the existing file)" if out.exists() else ""
+    if not args.dry_run:
+        atomic_write_text(out, mig.text, mode=0o600)
+    print(f"{verb} {out}{replaced}: {mig.kept} settings carried over, {mig.left_out} lines left out as "
+          f"comments; next: crot config check --env {out}")
+    return 0
+
+
 def _write_or_print(text: str, target: str | None) -> int:
     if target:
         atomic_write_text(target, text, mode=0o644)
         print(f"wrote {target}")
     else:
         sys.stdout.write(text)
-    return 0
-
-
-def cmd_replay(args: argparse.Namespace) -> int:
-    import asyncio
-
-    from engine.runtime.replay import DEMO_DATA, DEMO_SYMBOLS
-    from engine.runtime.report import print_replay_summary, replay_with_progress
-
-    settings = _load(args.env, missing_ok=args.env == ".env")
-    data = args.data or str(DEMO_DATA)
-    symbols = args.symbols.split(",") if args.symbols else (DEMO_SYMBOLS if not args.data else None)
-    out = Path(args.out) if args.out else Path(settings.glob.data_dir) / time.strftime(
-        "replay-%Y%m%d-%H%M%S", time.gmtime())
-    summary = asyncio.run(replay_with_progress(settings, data_dir=data, symbols=symbols, db_path=args.db,
-                                               max_steps=args.steps, quiet=args.quiet,
-                                               audit_dir=None if args.no_record else out))
-    print_replay_summary(summary)
-    if not args.no_record:
-        print(f"record written to {out} (analyse it with: crot analyze --run {out})")
     return 0
 
 
@@ -126,25 +137,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--write", metavar="FILE")
     p.set_defaults(func=lambda a: _write_or_print(env_example(), a.write))
 
-    p = sub.add_parser("replay", help="run the full engine over recorded candles (simulated exchange)")
-    p.add_argument("--data", help="folder of recorded candle CSV files (default: the bundled demo data)")
-    p.add_argument("--symbols", help="comma-separated symbols to replay (default: all in --data)")
-    p.add_argument("--env", default=".env", help="settings file (default: .env, if present)")
-    p.add_argument("--db", default=":memory:", help="SQLite file for the run's state and trades")
-    p.add_argument("--steps", type=int, help="stop after this many 5m steps")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
-    p.add_argument("--out", help="folder for the run's audit record (default: <DATA_DIR>/replay-<time>)")
-    p.add_argument("--no-record", action="store_true", help="do not write the audit record (faster)")
-    p.set_defaults(func=cmd_replay)
+    from engine.runtime.replay_cli import add_replay_parser
+
+    add_replay_parser(sub, lambda env, missing_ok: _load(env, missing_ok=missing_ok))
 
     from engine.analysis.cli import add_analyze_parser
 
     add_analyze_parser(sub)
 
-    p = sub.add_parser("watchdog", help="run a command (default: crot-tui --no-ui) and restart it when it "
-                       "exits or its heartbeat stalls", add_help=False)
-    p.add_argument("args", nargs=argparse.REMAINDER)
-    p.set_defaults(func=lambda a: __import__("engine.runtime.watchdog", fromlist=["main"]).main(a.args))
+    # `crot watchdog ...` is dispatched in main() before this parser (its own options, then the
+    # command after --); this entry lists it in `crot --help`.
+    sub.add_parser("watchdog", help="run the bot (e.g. -- crot-tui --no-ui --live) and restart it when it "
+                   "exits or its heartbeat stalls; see crot watchdog --help", add_help=False)
+
+    p = csub.add_parser("migrate", help="convert a reference-bot .env into a CROT .env (reports every change)")
+    p.add_argument("old_env", metavar="OLD.env", help="the reference bot's .env")
+    p.add_argument("--out", default=".env", help="CROT settings file to write (default: .env)")
+    p.add_argument("--force", action="store_true", help="replace --out if it exists")
+    p.add_argument("--dry-run", action="store_true", help="report what would be done, write nothing")
+    p.set_defaults(func=cmd_config_migrate)
 
     p = csub.add_parser("docs", help="print (or --write) the generated settings reference")
     p.add_argument("--write", metavar="FILE")
@@ -153,8 +164,19 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from engine.store.state import StateFileError
+
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["watchdog"]:
+        from engine.runtime.watchdog import main as watchdog_main
+
+        return watchdog_main(argv[1:])
     args = build_parser().parse_args(argv)
-    return int(args.func(args) or 0)
+    try:
+        return int(args.func(args) or 0)
+    except StateFileError as exc:  # a corrupt or foreign --db: one line, no traceback
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
 
 
 if __name__ == "__main__":

@@ -71,7 +71,7 @@ reply after carrying the request out (a reply lost to a client timeout), or answ
 without carrying it out. `revoke_key()` makes every private request fail authentication.
 
 Market data: `recorded_series()` builds three aligned 5m series from the REAL recorded XRP
-perpetual candles in engine/demo_data/market/XRP_USDT_USDT-5m-futures.csv (2021-11-15 ..
+perpetual candles in tests/fixtures/market_2018/XRP_USDT_USDT-5m-futures.csv (2021-11-15 ..
 2021-11-21): XRP uses the newest window as recorded; ETH and BTC use two earlier, non-overlapping
 windows of the same XRP series, re-stamped onto the XRP window's timestamps and rescaled to
 ~3000 and ~60000 USDT (prices rounded to the contract tick, volume divided by the same factor).

@@ -185,7 +185,11 @@ async def rehearse(tmp: Path, *, candles: int = 120, warmup: int = 200, factor: 
                         name=name)))
 
                 def ban() -> None:
-                    until = "2099-01-01 00:00:00"
+                    # HTX's documented ban: 5 minutes, stated in GMT+8
+                    import datetime as dt
+
+                    until = (dt.datetime.fromtimestamp(venue.now_ms / 1000 + 300, dt.timezone.utc)
+                             + dt.timedelta(hours=8)).strftime("%Y-%m-%d %H:%M:%S")
                     injected.append(venue.inject(Fault("POST", "/v5/trade/order",
                                                        lambda r: r.body.get("type") == "post_only", execute=False,
                                                        reply=Reply(json={"code": 1084, "message":

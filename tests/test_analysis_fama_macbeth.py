@@ -116,3 +116,30 @@ def test_constant_regressor_rank_deficiency_and_small_cross_sections():
     assert res2.periods == 0 and res2.skipped == 6
     with pytest.raises(KeyError):
         fama_macbeth(df, "y", ["nope"], "p")
+
+
+def test_newey_west_of_a_single_value_is_nan():
+    # one observation says nothing about the spread of its mean (it used to read 0.0: a
+    # "perfectly precise" estimate and an infinite t statistic)
+    assert math.isnan(newey_west_se([0.7]))
+    assert math.isnan(newey_west_se([0.7], 0))
+    assert math.isnan(newey_west_se([]))
+    assert newey_west_se([0.7, 0.9], 0) == pytest.approx(math.sqrt(0.01 / 2))
+
+
+def test_r_squared_is_nan_for_an_outcome_constant_up_to_rounding():
+    rng = np.random.default_rng(4)
+    n = 20
+    x = rng.normal(size=3 * n)
+    y = np.concatenate([
+        np.full(n, 0.3),  # exactly constant in the data, but its mean is not exactly 0.3
+        np.array([0.1 + 0.2, 0.3] * (n // 2)) * 1000.0,  # equal up to one rounding step
+        x[2 * n:] * 2.0 + rng.normal(size=n) * 1e-14,  # tiny noise on a real spread: kept
+    ])
+    df = pd.DataFrame({"p": np.repeat([0, 1, 2], n), "x": x, "y": y})
+    res = fama_macbeth(df, "y", ["x"], "p")
+    assert math.isnan(res.r2.loc[0]) and math.isnan(res.r2.loc[1])
+    assert res.r2.loc[2] == pytest.approx(1.0)
+    # a genuinely small-scale outcome is not "constant": the tolerance is relative
+    tiny = df[df["p"] == 2].assign(y=lambda d: d["y"] * 1e-20)
+    assert fama_macbeth(tiny, "y", ["x"], "p").r2.iloc[0] == pytest.approx(1.0)

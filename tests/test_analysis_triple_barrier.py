@@ -3,6 +3,7 @@ checked against a direct path scan."""
 
 from __future__ import annotations
 
+from pathlib import Path
 import math
 
 import numpy as np
@@ -12,8 +13,10 @@ import pytest
 from engine.analysis.risk_reward import label_win_rates
 from engine.analysis.triple_barrier import Barriers, load_candles, triple_barrier
 from engine.market.feeds import read_candles_csv
-from engine.runtime.replay import DEMO_DATA
 from engine.settings import ProfileSettings
+
+#: the 2018 BTC-quoted set and the XRP perp files: test data since the demo moved to USDT-M perps
+DEMO_DATA = Path(__file__).resolve().parent / "fixtures" / "market_2018"
 
 TF = 300_000
 
@@ -145,7 +148,7 @@ def test_real_candles_match_a_direct_scan(name, tp, stop, horizon_min):
         assert seen[0] > 0
     rr = label_win_rates(out, tp, stop).set_index("side")
     for side in ("long", "short"):
-        g = out[out["side"] == side]
+        g = out[(out["side"] == side) & out["complete"]]  # late signals are reported apart
         n_tp, n_sl = int((g["label"] == 1).sum()), int((g["label"] == -1).sum())
         assert rr.loc[side, "win_rate"] == pytest.approx(n_tp / (n_tp + n_sl))
         assert rr.loc[side, "break_even"] == pytest.approx(stop / (tp + stop))
@@ -155,3 +158,34 @@ def test_load_candles_reads_the_recorded_directory():
     c = load_candles(DEMO_DATA, symbols=["ETH/BTC", "NOPE/BTC"])
     assert list(c) == ["ETH/BTC"] and len(c["ETH/BTC"].ts) == 5760
     assert np.all(np.diff(c["ETH/BTC"].ts) > 0)
+
+
+def test_signals_in_the_last_horizon_do_not_bias_the_win_rate():
+    # every complete signal times out; the late ones are kept only when they hit a barrier:
+    # the take-profit here. Counting them would turn a 0 / 0 table into a 100 % win rate.
+    bars = [FLAT] * 8 + [(100, 101.5, 99.9, 101.2)]
+    candles = path(*bars)
+    sig = pd.DataFrame({"ts_ms": [0, TF, 6 * TF, 7 * TF], "symbol": ["X"] * 4, "side": ["long"] * 4})
+    out = triple_barrier(sig, {"X": candles}, Barriers(0.01, 0.01, 20), timeframe_ms=TF)
+    assert out["complete"].tolist() == [True, True, False, False]
+    assert out["label"].tolist() == [0, 0, 1, 1]  # the late hits keep their labels
+    t = label_win_rates(out, 0.01, 0.01).set_index("side")
+    assert t.loc["long", ["tp", "stop", "timeout", "open", "late_tp", "late_stop"]].tolist() == [0, 0, 2, 2, 2, 0]
+    assert math.isnan(t.loc["long", "win_rate"])
+
+
+@pytest.mark.parametrize("bad", ["nan_close", "nan_high", "duplicate", "duplicate_unsorted"])
+def test_nan_or_duplicate_candles_are_rejected(bad):
+    candles = path(FLAT, FLAT, FLAT, FLAT)
+    if bad == "nan_close":
+        candles.loc[2, "close"] = np.nan
+    elif bad == "nan_high":
+        candles.loc[3, "high"] = np.nan
+    elif bad == "duplicate":
+        candles = pd.concat([candles, candles.iloc[[2]]], ignore_index=True)
+    else:
+        candles = pd.concat([candles.iloc[[3]], candles], ignore_index=True)
+    sig = pd.DataFrame({"ts_ms": [0], "symbol": ["BTCUSDT"], "side": ["long"]})
+    with pytest.raises(ValueError, match=r"candles of BTCUSDT: .*(NaN|duplicate)") as e:
+        triple_barrier(sig, {"BTCUSDT": candles}, Barriers(0.01, 0.01, 20), timeframe_ms=TF)
+    assert "ts_ms=" in str(e.value)

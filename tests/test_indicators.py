@@ -12,12 +12,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import engine
 from engine.market import indicators as ind
 from engine.market.candles import Candle, candles_to_arrays
 from engine.market.feeds import read_candles_csv
 
-DATA = Path(engine.__file__).parent / "demo_data" / "market"
+DATA = Path(__file__).resolve().parent / "fixtures" / "market_2018"  # the 2018 BTC-quoted set (test data)
 M5 = 300_000
 
 # first eight rows of XRP_USDT_USDT-5m-futures.csv: ts, open, high, low, close, volume

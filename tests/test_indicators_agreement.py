@@ -12,12 +12,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import engine
 from engine.market import indicators as ind
 from engine.market.candles import Aggregator, Candle, OhlcvArrays, candles_to_arrays
 from engine.market.feeds import read_candles_csv
 
-DATA = Path(engine.__file__).parent / "demo_data" / "market"
+DATA = Path(__file__).resolve().parent / "fixtures" / "market_2018"  # the 2018 BTC-quoted set (test data)
 FILES = sorted(p.name for p in DATA.glob("*-5m*.csv")) + ["XRP_USDT_USDT-1h-futures.csv"]
 M5 = 300_000
 RTOL = 1e-9

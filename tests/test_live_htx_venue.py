@@ -430,3 +430,17 @@ async def test_feed_warm_up_longer_than_one_page(tmp_path):
             finally:
                 await htx.close()
     assert len(history[XRP]) == 1500
+
+
+async def test_live_start_refuses_a_single_asset_account_before_any_order(venue, tmp_path):
+    """Account set-up is read at live start (issue "live real world", defect 7): a single-asset
+    collateral account is refused with a message naming the fix, before the first order, and the
+    status says the engine stopped (not "entries running")."""
+    from engine.runtime.events import EngineStatus
+
+    venue.assets_mode = 0
+    run = await run_engine(venue, tmp_path, steps=5, expect_error=E.AccountSetupError)
+    assert run.error is not None and "Multi-Assets" in str(run.error)
+    assert venue.calls("POST", "/v5/trade/order") == [] and venue.calls("POST", "/v5/algo/order") == []
+    last = [e for e in run.events if isinstance(e, EngineStatus)][-1]
+    assert last.message.startswith("stopped by AccountSetupError") and last.paused and last.enabled == ()

@@ -14,13 +14,12 @@ from pathlib import Path
 
 import pytest
 
-import engine
 from engine.macro import MacroInputs, MacroTracker, classify, decide
 from engine.market.candles import Candle
 from engine.market.feeds import read_candles_csv
 from engine.settings import ProfileSettings
 
-DATA = Path(engine.__file__).parent / "demo_data" / "market"
+DATA = Path(__file__).resolve().parent / "fixtures" / "market_2018"  # the 2018 BTC-quoted set (test data)
 HOUR, M5 = 3_600_000, 300_000
 P = ProfileSettings(gold_timeframe="1h")
 

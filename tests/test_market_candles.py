@@ -11,7 +11,6 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import engine
 from engine.market.candles import (
     Aggregator,
     Candle,
@@ -26,7 +25,7 @@ from engine.market.candles import (
 )
 from engine.market.feeds import read_candles_csv
 
-DATA = Path(engine.__file__).parent / "demo_data" / "market"
+DATA = Path(__file__).resolve().parent / "fixtures" / "market_2018"  # the 2018 BTC-quoted set (test data)
 M5 = 300_000
 H1 = 3_600_000
 

@@ -11,7 +11,6 @@ import ccxt
 import ccxt.async_support as ccxt_async
 import pytest
 
-import engine
 from engine.market.candles import Candle, CandleStore, last_closed_open_ts
 from engine.market.feeds import (
     CandleFeed,
@@ -22,7 +21,7 @@ from engine.market.feeds import (
     read_candles_csv,
 )
 
-DATA = Path(engine.__file__).parent / "demo_data" / "market"
+DATA = Path(__file__).resolve().parent / "fixtures" / "market_2018"  # the 2018 BTC-quoted set (test data)
 M5 = 300_000
 T0 = 1_700_000_000_000 // M5 * M5  # an aligned moment
 

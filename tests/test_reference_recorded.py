@@ -11,12 +11,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import engine
 from engine.market.feeds import read_candles_csv
 from engine.reference import RecordedReference, ReferenceTracker
 from engine.settings import ProfileSettings
 
-DATA = Path(engine.__file__).parent / "demo_data" / "market"
+DATA = Path(__file__).resolve().parent / "fixtures" / "market_2018"  # the 2018 BTC-quoted set (test data)
 M5 = 300_000
 ETH = "ETH/BTC"
 

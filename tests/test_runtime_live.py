@@ -6,14 +6,18 @@ fast while the loop, warm-up and polling logic are the real ones.
 """
 
 import asyncio
+from pathlib import Path
 
 from engine.exchange.sim import SimConfig, SimulatedExchange
 from engine.market.feeds import FileFeed
 from engine.runtime.events import EventBus, OrderEvent, StopEvent
 from engine.runtime.live import LiveParts, coin_symbols, run_live, warmup_candles
-from engine.runtime.replay import DEMO_DATA, demo_market
+from engine.runtime.replay import demo_market
 from engine.settings.envfile import parse_lines
 from engine.settings.loader import settings_from_assignments
+
+#: the 2018 BTC-quoted set and the XRP perp files: test data since the demo moved to USDT-M perps
+DEMO_DATA = Path(__file__).resolve().parent / "fixtures" / "market_2018"
 
 XRP = "XRP/USDT:USDT"
 

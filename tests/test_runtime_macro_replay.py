@@ -3,12 +3,16 @@ gold/BTC RSI regime (read, never traded); regime changes are events, and the reg
 every decision."""
 
 import shutil
+from pathlib import Path
 
 from engine.market.feeds import read_candles_csv
 from engine.runtime.events import Decisions, EventBus, OrderEvent, Regime
-from engine.runtime.replay import DEMO_DATA, run_replay
+from engine.runtime.replay import run_replay
 from engine.settings.envfile import parse_lines
 from engine.settings.loader import settings_from_assignments
+
+#: the 2018 BTC-quoted set and the XRP perp files: test data since the demo moved to USDT-M perps
+DEMO_DATA = Path(__file__).resolve().parent / "fixtures" / "market_2018"
 
 
 def write_series(path, base, closes_from, scale):

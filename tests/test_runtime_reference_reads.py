@@ -3,6 +3,7 @@ them) and with the cheap batched ticker between candles."""
 
 import asyncio
 from decimal import Decimal
+from pathlib import Path
 
 from engine.exchange.sim import SimConfig, SimulatedExchange
 from engine.exchange.types import BookTop
@@ -12,7 +13,9 @@ from engine.runtime.replay import demo_market
 from engine.settings import Settings
 from engine.store.state import StateStore
 from engine.market.feeds import FileFeed
-from engine.runtime.replay import DEMO_DATA
+
+#: the 2018 BTC-quoted set and the XRP perp files: test data since the demo moved to USDT-M perps
+DEMO_DATA = Path(__file__).resolve().parent / "fixtures" / "market_2018"
 
 
 class Reference:

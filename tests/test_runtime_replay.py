@@ -19,7 +19,7 @@ from invariants import Invariants
 from engine.settings import Settings
 
 SYMBOLS = DEMO_SYMBOLS[:6]
-STEPS = 2600  # ~9 days of 5m candles: past the 1h EMA120 warm-up (5 days) with trading after
+STEPS = 2600  # ~9 days of 5m candles from the demo's start (07-24; the week before is the warm-up)
 
 
 def sim_config(settings: Settings) -> SimConfig:
@@ -50,7 +50,11 @@ async def test_replay_keeps_every_invariant_and_trades():
 
 
 def _result(summary):
-    return ([{k: v for k, v in t.items()} for t in summary.trade_rows], summary.end_equity)
+    # trades that close in the same candle may be recorded in either order after a restart
+    # (the new process finds them together); the set of trades and the equity must not differ
+    rows = [{k: v for k, v in t.items()} for t in summary.trade_rows]
+    rows.sort(key=lambda t: (t["closed_ms"], t["opened_ms"], t["symbol"], t["profile"]))
+    return rows, summary.end_equity
 
 
 @pytest.mark.parametrize("after_call", [False, True], ids=["crash-before-call", "crash-after-call"])
@@ -60,8 +64,9 @@ async def test_crash_and_restart_equals_uninterrupted_run(tmp_path, after_call):
                             sim_config=sim_config(settings))
     assert base.trades > 5
     rng = random.Random(1234 + after_call)
-    # Crash at random order-changing calls (a run makes ~265 of them among ~21k reads).
-    crash_at = set(rng.sample(range(1, 260), 25))
+    # Crash at random order-changing calls (on the USDT-M demo a run makes ~160 of them; the
+    # 2018 BTC-quoted set made ~265).
+    crash_at = set(rng.sample(range(1, 160), 25))
     crashed = await run_replay(settings, symbols=SYMBOLS, max_steps=STEPS, db_path=tmp_path / "b.sqlite",
                                sim_config=sim_config(settings), crash_at=crash_at, crash_after_call=after_call,
                                crash_writes_only=True)

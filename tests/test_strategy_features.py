@@ -24,7 +24,7 @@ from engine.strategy import (
 from engine.strategy._profile import value_area_batch
 from engine.strategy.features import FEATURE_FIELDS
 
-DATA = Path(__file__).resolve().parents[1] / "engine" / "demo_data" / "market"
+DATA = Path(__file__).resolve().parent / "fixtures" / "market_2018"  # the 2018 BTC-quoted set (test data)
 FILES = sorted(DATA.glob("*_BTC-5m.csv"))
 
 # Short periods so that hand arithmetic on the first rows is feasible.

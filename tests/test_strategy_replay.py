@@ -23,7 +23,7 @@ from engine.strategy import (
     select_entries,
 )
 
-DATA = Path(__file__).resolve().parents[1] / "engine" / "demo_data" / "market"
+DATA = Path(__file__).resolve().parent / "fixtures" / "market_2018"  # the 2018 BTC-quoted set (test data)
 HOLD_MS = 3_600_000  # a simulated position lasts one hour
 EXPECTED = SIGNAL_GATES + SELECTION_GATES
 

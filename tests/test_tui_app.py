@@ -122,12 +122,12 @@ async def test_help_inspector_and_pane_keys(size, recording, tmp_path) -> None:
         assert app.screen is dash
         await pilot.press("3", "down", "enter")
         assert isinstance(app.screen, InspectorScreen)
-        assert app.screen.symbol == "DASH/BTC"
+        assert app.screen.symbol == "BCH/USDT:USDT"  # the demo's second coin (AVAX, BCH, BTC, ...)
         gates = app.screen.query_one("#gates-long", KeyedTable)
-        decision = app.state.decision("DASH/BTC", "long")
+        decision = app.state.decision("BCH/USDT:USDT", "long")
         assert gates.keys == [g.name for g in decision.gates]  # every gate, in evaluation order
         await pilot.press("right_square_bracket")
-        assert app.screen.symbol == "ETC/BTC"
+        assert app.screen.symbol == "BTC/USDT:USDT"
         await pilot.press("escape")
         assert app.screen is dash
 
@@ -155,7 +155,7 @@ async def test_command_palette_lists_coins_and_themes(recording, tmp_path) -> No
 
         provider = CrotCommands(app.screen)
         titles = [t for t, _, _ in provider._commands()]
-        assert "Inspect coin ETH/BTC" in titles
+        assert "Inspect coin ETH/USDT:USDT" in titles
         assert any(t.startswith("Theme: light") for t in titles)
         assert any(t.startswith("Toggle long profile") for t in titles)
         app.apply_theme("light")

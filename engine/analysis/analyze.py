@@ -179,7 +179,7 @@ def analyze(record: RunRecord, candles: Mapping[str, Any], options: AnalysisOpti
     tables = []
     for b in options.barriers:
         lab = triple_barrier(signals, candles, b) if len(signals) else signals.assign(
-            entry_price=[], label=[], hit=[], exit_ts_ms=[], exit_ret=[], bars=[], fwd_ret=[])
+            entry_price=[], label=[], hit=[], exit_ts_ms=[], exit_ret=[], bars=[], fwd_ret=[], complete=[])
         labels[b.label] = lab
         if len(lab):
             t = label_win_rates(lab, b.take_profit, b.stop, options.fee)
@@ -193,7 +193,10 @@ def analyze(record: RunRecord, candles: Mapping[str, Any], options: AnalysisOpti
     fm: list[FmRun] = []
     lab = labels[first.label]
     for side in ("long", "short"):
-        data = lab[(lab["side"] == side) & lab[options.outcome].notna()] if len(lab) else lab
+        # complete horizons only: a signal near the end of the data is labelled only when it
+        # hit a barrier, which would bias the outcome
+        data = (lab[(lab["side"] == side) & lab[options.outcome].notna() & lab["complete"].astype(bool)]
+                if len(lab) else lab)
         if not len(data):
             fm.append(FmRun("signals", side, options.outcome, (), 0, None, note="no labelled signals"))
             continue

@@ -55,9 +55,10 @@ def newey_west_variance(x: Sequence[float] | np.ndarray, lags: int | None = None
 
 
 def newey_west_se(x: Sequence[float] | np.ndarray, lags: int | None = None) -> float:
-    """Newey-West standard error of the mean of ``x``."""
+    """Newey-West standard error of the mean of ``x``; NaN for fewer than two values (one
+    value says nothing about the spread of its mean)."""
     a = np.asarray(x, dtype=float)
-    if a.size == 0:
+    if a.size < 2:
         return math.nan
     s = newey_west_variance(a, lags)
     return math.sqrt(max(s, 0.0) / a.size)
@@ -81,6 +82,16 @@ class FamaMacBethResult:
     @property
     def periods(self) -> int:
         return len(self.coefs)
+
+
+def _r_squared(yy: np.ndarray, resid: np.ndarray) -> float:
+    """1 - RSS/TSS; NaN when the outcome is constant up to rounding (its spread is within a
+    relative 1e-12 of its size), where TSS is rounding noise and the ratio meaningless."""
+    scale = float(np.abs(yy).max()) if yy.size else 0.0
+    if yy.size == 0 or float(np.ptp(yy)) <= 1e-12 * scale:
+        return math.nan
+    tss = float(((yy - yy.mean()) ** 2).sum())
+    return 1.0 - float(resid @ resid) / tss if tss > 0 else math.nan
 
 
 def _standardize(x: np.ndarray) -> np.ndarray:
@@ -137,8 +148,7 @@ def fama_macbeth(
             continue
         beta, *_ = np.linalg.lstsq(design, yy, rcond=None)
         resid = yy - design @ beta
-        tss = float(((yy - yy.mean()) ** 2).sum())
-        r2s.append(1.0 - float(resid @ resid) / tss if tss > 0 else math.nan)
+        r2s.append(_r_squared(yy, resid))
         full = np.full(len(cols), np.nan)
         full[0] = beta[0]
         full[1:][keep] = beta[1:]

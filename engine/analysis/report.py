@@ -65,13 +65,14 @@ def _barrier_lines(res: AnalysisResult) -> list[str]:
 
 
 def _label_rows(res: AnalysisResult) -> tuple[list[str], list[list[str]]]:
-    head = ["barriers", "side", "signals", "tp/stop/time/open", "win rate [95% CI]", "break-even",
+    head = ["barriers", "side", "signals", "tp/stop/time/open", "late tp/stop", "win rate [95% CI]", "break-even",
             "net ret", "verdict"]
     rows = []
     for _, r in res.label_table.iterrows():
         rows.append([
             str(r["barriers"]), str(r["side"]), str(r["signals"]),
             f"{r['tp']}/{r['stop']}/{r['timeout']}/{r['open']}",
+            f"{r.get('late_tp', 0)}/{r.get('late_stop', 0)}",
             f"{_num(r['win_rate'], True)} [{_num(r['ci_low'], True)}, {_num(r['ci_high'], True)}]",
             _num(r["break_even"], True), _bps(r["mean_net_ret"]), str(r["verdict"]),
         ])
@@ -220,7 +221,9 @@ def write_report(res: AnalysisResult, out_dir: str | Path) -> Path:
                "within the holding time. Win rate = take-profits / (take-profits + stops), Wilson 95% "
                "interval; the verdict compares that interval with the break-even win rate the "
                "take-profit, stop and round-trip fees imply; net ret is the mean barrier return of the "
-               "resolved signals after round-trip fees.", ""]
+               "resolved signals after round-trip fees. Signals in the last holding time of the data "
+               "are left out of the win rate (they are labelled only when they hit a barrier, which "
+               "would bias it); 'late tp/stop' counts their barrier hits apart.", ""]
         md += [f"- {line}" for line in _barrier_lines(res)] + ["", _md_table(head, rows), ""]
         if "win_rates" in plots:
             md += [f"![win rates]({plots['win_rates']})", ""]

@@ -64,11 +64,19 @@ def label_win_rates(labels: pd.DataFrame, take_profit: float, stop: float, fee: 
                     by: str = "side") -> pd.DataFrame:
     """Per ``by`` group of triple-barrier labels: counts, realised win rate with its Wilson
     interval, the break-even win rate, the edge, the mean net return per resolved signal
-    (time-outs included at their return, fees subtracted) and the verdict."""
+    (time-outs included at their return, fees subtracted) and the verdict.
+
+    Only signals whose horizon the data covers count (column ``complete``; all count when it
+    is absent). A signal in the last horizon is labelled only when it hits a barrier, so
+    counting those would bias the win rate; they are reported apart, as ``late_tp`` /
+    ``late_stop`` (and within ``open`` with the late signals that hit nothing)."""
     be = break_even_win_rate(take_profit, stop, fee, fee)
     rows = []
     for key, g in labels.groupby(by, sort=True):
-        lab = g["label"]
+        complete = (g["complete"].astype(bool) if "complete" in g.columns
+                    else pd.Series(True, index=g.index))
+        lab = g["label"].where(complete)
+        late = g["label"].where(~complete)
         tp_n, sl_n = int((lab == 1).sum()), int((lab == -1).sum())
         to_n, open_n = int((lab == 0).sum()), int(lab.isna().sum())
         n = tp_n + sl_n
@@ -76,6 +84,7 @@ def label_win_rates(labels: pd.DataFrame, take_profit: float, stop: float, fee: 
         resolved = g.loc[lab.notna(), "exit_ret"].astype(float)
         rows.append({
             by: key, "signals": len(g), "tp": tp_n, "stop": sl_n, "timeout": to_n, "open": open_n,
+            "late_tp": int((late == 1).sum()), "late_stop": int((late == -1).sum()),
             "take_profit": take_profit, "stop_pct": stop, "fee": fee,
             "win_rate": tp_n / n if n else math.nan, "ci_low": lo, "ci_high": hi,
             "break_even": be, "edge": (tp_n / n - be) if n else math.nan,

@@ -18,6 +18,14 @@ Same-candle ambiguity (one candle reaches both barriers; OHLC cannot tell which 
 is resolved pessimistically: the stop. ``fwd_ret`` is the signed close-to-close return over
 the full horizon whatever the barriers did (NaN when the data ends first), a second outcome
 for the regressions.
+
+``complete`` is True when the data covers the whole horizon. A signal in the last horizon of
+the data keeps its label when a barrier was hit, but such signals are only kept when they hit
+one (the others stay open), so win rates must count complete signals only
+(``risk_reward.label_win_rates`` does and reports the others apart).
+
+Candles must be clean: a NaN price or two candles with one open time raise ``ValueError``
+(naming the symbol and the first bad time) instead of a silently wrong label.
 """
 
 from __future__ import annotations
@@ -36,7 +44,8 @@ from engine.market.feeds import FileFeed
 
 __all__ = ["Barriers", "LABEL_COLUMNS", "label_one", "load_candles", "triple_barrier"]
 
-LABEL_COLUMNS: tuple[str, ...] = ("entry_price", "label", "hit", "exit_ts_ms", "exit_ret", "bars", "fwd_ret")
+LABEL_COLUMNS: tuple[str, ...] = ("entry_price", "label", "hit", "exit_ts_ms", "exit_ret", "bars", "fwd_ret",
+                                  "complete")
 
 
 @dataclass(frozen=True)
@@ -101,7 +110,7 @@ def label_one(side: str, entry: float, open_: np.ndarray, high: np.ndarray, low:
     return 0.0, "time", n - 1, r if side == "long" else -r
 
 
-def _arrays(data: pd.DataFrame | OhlcvArrays | Sequence[Candle]) -> OhlcvArrays:
+def _arrays(data: pd.DataFrame | OhlcvArrays | Sequence[Candle], symbol: str = "?") -> OhlcvArrays:
     if isinstance(data, OhlcvArrays):
         a = data
     elif isinstance(data, pd.DataFrame):
@@ -110,8 +119,22 @@ def _arrays(data: pd.DataFrame | OhlcvArrays | Sequence[Candle]) -> OhlcvArrays:
                         data["volume"].to_numpy() if "volume" in data.columns else np.zeros(len(data)))
     else:
         a = candles_to_arrays(list(data))
+    raw_ts = np.asarray(a.ts, dtype=float)
+    if np.isnan(raw_ts).any():
+        raise ValueError(f"candles of {symbol}: {int(np.isnan(raw_ts).sum())} without an open time (NaN)")
     order = np.argsort(np.asarray(a.ts, dtype=np.int64), kind="stable")
-    return OhlcvArrays(*(np.asarray(c)[order] for c in a))
+    out = OhlcvArrays(*(np.asarray(c)[order] for c in a))
+    ts = np.asarray(out.ts, dtype=np.int64)
+    dup = np.flatnonzero(np.diff(ts) == 0)
+    if dup.size:
+        raise ValueError(f"candles of {symbol}: {dup.size} duplicate open time(s), first at ts_ms={int(ts[dup[0]])}; "
+                         "expected one candle per open time")
+    prices = np.column_stack([np.asarray(c, dtype=float) for c in (out.open, out.high, out.low, out.close)])
+    bad = np.flatnonzero(~np.isfinite(prices).all(axis=1))
+    if bad.size:
+        raise ValueError(f"candles of {symbol}: {bad.size} with a NaN or infinite price, first at "
+                         f"ts_ms={int(ts[bad[0]])}; expected finite open/high/low/close")
+    return out
 
 
 def load_candles(directory: str | Path, timeframe: str = "5m",
@@ -130,19 +153,20 @@ def triple_barrier(signals: pd.DataFrame, candles: Mapping[str, Any], barriers: 
     ``candles`` maps a symbol to its candles (OhlcvArrays, a DataFrame with ts_ms/open/high/
     low/close, or Candle objects). ``timeframe_ms`` defaults to the median candle spacing.
     Signals of symbols without candles, or whose candle is missing, get NaN labels and hit
-    'no_data'.
+    'no_data'. Raises ``ValueError`` for NaN prices or duplicate candle times.
     """
     keep = [c for c in signals.columns if c not in LABEL_COLUMNS]
     out = signals[keep].copy()
     n = len(out)
     cols = {c: np.full(n, np.nan) for c in ("entry_price", "label", "exit_ts_ms", "exit_ret", "bars", "fwd_ret")}
     hits = np.full(n, "no_data", dtype=object)
+    done = np.zeros(n, dtype=bool)
     horizon_ms = int(round(barriers.horizon_minutes * 60_000))
     pos = np.arange(n)
     for symbol, idx in out.groupby("symbol", sort=False).indices.items():
         if symbol not in candles:
             continue
-        a = _arrays(candles[symbol])
+        a = _arrays(candles[symbol], str(symbol))
         ts = np.asarray(a.ts, dtype=np.int64)
         if ts.size == 0:
             continue
@@ -161,6 +185,7 @@ def triple_barrier(signals: pd.DataFrame, candles: Mapping[str, Any], barriers: 
             complete = last_open >= int(sig_ts[j]) + horizon_ms  # the last path candle exists
             label, hit, k, ret = label_one(str(sides[j]), entry, a.open[s:e], a.high[s:e], a.low[s:e],
                                            a.close[s:e], barriers.take_profit, barriers.stop, complete)
+            done[row] = complete
             cols["entry_price"][row] = entry
             cols["label"][row] = label
             hits[row] = hit
@@ -174,4 +199,5 @@ def triple_barrier(signals: pd.DataFrame, candles: Mapping[str, Any], barriers: 
     for c, v in cols.items():
         out[c] = v
     out["hit"] = hits
+    out["complete"] = done
     return out[keep + list(LABEL_COLUMNS)]

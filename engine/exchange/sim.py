@@ -28,7 +28,9 @@ Deterministic: no randomness and no wall clock; time advances only through `on_c
   P = (E*Q + W) / ((1 + mmr) * Q). No liquidation price when P <= 0. A candle whose extreme
   reaches it closes the position at P without fee; the wallet is floored at zero.
 - Funding: at every multiple of `funding_interval_ms` that falls inside a candle, each position
-  pays (long, positive rate) or receives notional-at-open x rate.
+  pays (long, positive rate) or receives notional-at-open x rate. A symbol given recorded
+  funding events (`set_funding_events`, e.g. a replay's funding files) is charged at those
+  event times and rates instead (an event inside a data gap settles at the next candle's open).
 - Client order ids: placing an id that exists returns the existing order (in any state);
   reusing it for a different symbol/side/kind is `InvalidOrder`.
 """
@@ -155,6 +157,8 @@ class _SymbolState:
     last: Decimal | None = None
     funding_rate: Decimal = ZERO
     next_funding_ms: int | None = None
+    funding_events: list[tuple[int, Decimal]] | None = None  # recorded (time, rate), oldest first
+    funding_cursor: int = 0  # first recorded event not settled yet
     leverage: Decimal | None = None
     orders: dict[str, _SimOrder] = field(default_factory=dict)  # open orders only
 
@@ -196,6 +200,14 @@ class SimulatedExchange:
 
     def set_funding_rate(self, symbol: str, rate: Decimal | str | float) -> None:
         self._symbol(symbol).funding_rate = D(rate)
+
+    def set_funding_events(self, symbol: str, events: Iterable[tuple[int, Decimal | str | float]]) -> None:
+        """Charge `symbol` at these recorded (time ms, rate) events instead of the fixed
+        interval; events before the clock are never charged."""
+        state = self._symbol(symbol)
+        ordered = sorted((int(t), D(r)) for t, r in events)
+        state.funding_events = ordered
+        state.funding_cursor = next((i for i, (t, _) in enumerate(ordered) if t >= self._now), len(ordered))
 
     def set_leverage(self, symbol: str, leverage: Decimal | str | int) -> None:
         self._symbol(symbol).leverage = D(leverage)
@@ -292,6 +304,15 @@ class SimulatedExchange:
         result = {}
         for symbol in symbols:
             state = self._symbol(symbol)
+            if state.funding_events is not None:
+                # the venue shows the rate of the coming settlement; after the last recorded
+                # event nothing is known
+                ev = state.funding_events[state.funding_cursor:state.funding_cursor + 2]
+                result[symbol] = FundingRate(
+                    symbol=symbol, rate=ev[0][1] if ev else ZERO,
+                    funding_time_ms=ev[0][0] if ev else None,
+                    next_funding_time_ms=ev[1][0] if len(ev) > 1 else None, interval=None)
+                continue
             upcoming = self._next_funding_time(self._now)
             result[symbol] = FundingRate(
                 symbol=symbol,
@@ -699,6 +720,18 @@ class SimulatedExchange:
 
     def _apply_funding(self, symbol: str, start: int, end: int, price: Decimal) -> None:
         state = self._state[symbol]
+        if state.funding_events is not None:
+            events = state.funding_events
+            while state.funding_cursor < len(events) and events[state.funding_cursor][0] < end:
+                when, rate = events[state.funding_cursor]
+                state.funding_cursor += 1
+                pos = self._positions.get(symbol)
+                if pos is None or rate == 0:
+                    continue
+                amount = -pos.contracts * self._markets[symbol].contract_size * price * rate
+                self._wallet += amount
+                self.funding_payments.append(FundingPayment(symbol, when, rate, amount))
+            return
         if state.next_funding_ms is None:
             state.next_funding_ms = self._next_funding_time(start)
         while state.next_funding_ms < end:

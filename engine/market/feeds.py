@@ -30,6 +30,8 @@ __all__ = [
     "merge_by_time",
     "parse_recorded_filename",
     "read_candles_csv",
+    "read_funding_csv",
+    "recorded_files",
 ]
 
 log = logging.getLogger(__name__)
@@ -64,8 +66,18 @@ def merge_by_time(batch: Mapping[str, Sequence[Candle]]) -> list[tuple[str, Cand
 # ---------------------------------------------------------------------------------------
 _FILE_RE = re.compile(
     r"^(?P<base>[A-Za-z0-9]+)_(?P<quote>[A-Za-z0-9]+)(?:_(?P<settle>[A-Za-z0-9]+))?"
-    r"-(?P<tf>\d+[mhd])(?:-(?P<kind>[a-z_]+))?\.csv$"
+    r"-(?P<tf>\d+[mhd])(?:-(?P<kind>[a-z_]+))?\.csv(?:\.gz)?$"
 )
+FUNDING_HEADER = ["timestamp_ms", "funding_rate"]
+
+
+def _open_text(path: str | Path):
+    """A recorded file for reading as text; ``.gz`` files are decompressed on the fly."""
+    if str(path).endswith(".gz"):
+        import gzip  # noqa: PLC0415
+
+        return gzip.open(path, "rt", newline="")
+    return open(path, newline="")
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,7 +92,8 @@ class RecordedFile:
 
 def parse_recorded_filename(path: str | Path) -> RecordedFile | None:
     """Map 'ETH_BTC-5m.csv' to ETH/BTC spot and 'XRP_USDT_USDT-5m-futures.csv' to
-    XRP/USDT:USDT futures (freqtrade naming); None for names that do not fit."""
+    XRP/USDT:USDT futures (freqtrade naming; a gzip copy 'X.csv.gz' reads the same); None
+    for names that do not fit."""
     p = Path(path)
     m = _FILE_RE.match(p.name)
     if m is None:
@@ -99,7 +112,7 @@ def read_candles_csv(path: str | Path) -> list[Candle]:
     its line number: recorded data must be clean, a silent skip would hide a problem.
     """
     out: list[Candle] = []
-    with open(path, newline="") as fh:
+    with _open_text(path) as fh:
         reader = csv.reader(fh)
         header = next(reader, None)
         if header is None or [h.strip() for h in header] != CSV_HEADER:
@@ -112,6 +125,42 @@ def read_candles_csv(path: str | Path) -> list[Candle]:
             except (ValueError, TypeError) as exc:
                 raise ValueError(f"{path}:{line_no}: {exc}") from exc
     return out
+
+
+def read_funding_csv(path: str | Path) -> list[tuple[int, float]]:
+    """Funding events ``(timestamp_ms, rate)`` of a recorded funding file, oldest first.
+
+    Two layouts: ``timestamp_ms,funding_rate``, or freqtrade's candle layout with the rate in
+    ``open``. Timestamps are the venue's funding times as recorded; a malformed row raises
+    with its line number, like ``read_candles_csv``."""
+    out: dict[int, float] = {}
+    with _open_text(path) as fh:
+        reader = csv.reader(fh)
+        header = [h.strip() for h in (next(reader, None) or [])]
+        if header == FUNDING_HEADER:
+            col = 1
+        elif header == CSV_HEADER:
+            col = 1  # the rate is in 'open'
+        else:
+            raise ValueError(f"{path}: expected header {','.join(FUNDING_HEADER)}, got {header}")
+        for line_no, row in enumerate(reader, start=2):
+            if not row:
+                continue
+            try:
+                ts, rate = int(row[0]), float(row[col])
+            except (ValueError, IndexError) as exc:
+                raise ValueError(f"{path}:{line_no}: {exc}") from exc
+            if not math.isfinite(rate):
+                raise ValueError(f"{path}:{line_no}: funding rate {row[col]!r} is not a number")
+            out.setdefault(ts, rate)
+    return sorted(out.items())
+
+
+def recorded_files(directory: str | Path) -> list[RecordedFile]:
+    """Every recorded file of ``directory`` (not its sub-folders), ``.csv`` and ``.csv.gz``,
+    sorted by name."""
+    paths = sorted([*Path(directory).glob("*.csv"), *Path(directory).glob("*.csv.gz")])
+    return [f for f in map(parse_recorded_filename, paths) if f is not None]
 
 
 class FileFeed:
@@ -151,15 +200,14 @@ class FileFeed:
         wanted = set(symbols) if symbols is not None else None
         kinds = set(kinds)
         series: dict[str, list[Candle]] = {}
-        for path in sorted(Path(directory).glob("*.csv")):
-            info = parse_recorded_filename(path)
-            if info is None or info.timeframe != timeframe or info.kind not in kinds:
+        for info in recorded_files(directory):
+            if info.timeframe != timeframe or info.kind not in kinds:
                 continue
             if wanted is not None and info.symbol not in wanted:
                 continue
             if info.symbol in series:
                 raise ValueError(f"two recorded files for {info.symbol} {timeframe}")
-            series[info.symbol] = read_candles_csv(path)
+            series[info.symbol] = read_candles_csv(info.path)
         if wanted is not None and wanted - series.keys():
             raise FileNotFoundError(f"no recorded {timeframe} file for {sorted(wanted - series.keys())}")
         return cls(series, timeframe)
@@ -204,14 +252,18 @@ class FileFeed:
                 self._cursor[symbol] = stop
         return out
 
-    async def replay(self, step_ms: int | None = None) -> AsyncIterator[tuple[int, dict[str, list[Candle]]]]:
-        """Drive a simulated clock from ``start_ms`` to ``end_ms`` by ``step_ms`` (default
-        one timeframe), yielding ``(now_ms, poll(now_ms))`` at every tick."""
+    async def replay(self, step_ms: int | None = None, *, start_ms: int | None = None,
+                     end_ms: int | None = None) -> AsyncIterator[tuple[int, dict[str, list[Candle]]]]:
+        """Drive a simulated clock from ``start_ms`` to ``end_ms`` (default: the recording's)
+        by ``step_ms`` (default one timeframe), yielding ``(now_ms, poll(now_ms))`` at every
+        tick. The first poll returns everything closed by the start: a later start hands the
+        earlier candles over at once, as warm-up."""
         step = step_ms or self._tf_ms
-        now = self.start_ms
+        now = self.start_ms if start_ms is None else start_ms
+        last = self.end_ms if end_ms is None else end_ms
         while True:
             yield now, await self.poll(now)
-            if now >= self.end_ms:
+            if now >= last:
                 return
             now += step
 

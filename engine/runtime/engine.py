@@ -18,7 +18,7 @@ from engine.exchange.base import Exchange, ReferenceFeed
 from engine.macro import MacroSymbols, MacroTracker
 from engine.exchange.precision import D
 from engine.exchange.types import Market
-from engine.market.candles import Candle, timeframe_ms
+from engine.market.candles import Candle, last_closed_open_ts, timeframe_ms
 from engine.reference import ReferenceTracker
 from engine.settings import Settings
 from engine.store.state import StateStore
@@ -69,6 +69,11 @@ class Engine(EngineCommands):
         self.reference_feed = reference_feed
         self.realized = Decimal(0)
         self.fees = Decimal(0)
+        # per side: symbol -> open time of the newest candle already decided on, so a symbol
+        # whose candle arrives a poll late is decided once, and a missed candle is reported
+        self._decided: dict[str, dict[str, int]] = {"long": {}, "short": {}}
+        self._blocked = ""  # the last announced risk block
+        self._restarted = False  # started with stored positions or ladders: reconcile first
         bus.subscribe(self._on_event)
         self.cycles = 0
 
@@ -84,7 +89,47 @@ class Engine(EngineCommands):
         for runner in self.profiles.values():
             runner.symbols = list(self.symbols)
             await runner.load()
+        self._restarted = any(r.state.positions or r.state.ladders for r in self.profiles.values())
         self._status("started")
+
+    async def _reconcile_after_restart(self, snapshot: Any, failed: Any) -> None:
+        """First thing after a restart, in the first step: fills that happened while the bot
+        was down are read and reconciled (positions adopted or closed and recorded as trades,
+        fill events published) before any order is sent."""
+        self._restarted = False
+        for side, runner in self.profiles.items():
+            ci = CycleInput(snapshot=snapshot, markets=self.markets, decisions={}, contexts={},
+                            select=select_entries, entry_context=_entry_context, claimed=set(), new_candle=False)
+            try:
+                await runner.reconcile_only(ci)
+            except Exception as exc:
+                failed("restart", exc, side)
+
+    async def shutdown(self, now_ms: int) -> None:
+        """A clean stop: cancel our resting entry orders (a fill after the bot stopped would be
+        a position nobody protects), then protect every position once more (a rung may have
+        filled since the last step). Stops and exits stay on the exchange."""
+        snapshot = await read_snapshot(self.exchange, self.symbols, now_ms)
+        snapshot.leverage = self.leverage
+        for side, runner in self.profiles.items():
+            try:
+                await runner.cancel_entries(snapshot, "clean stop: resting entry orders are cancelled")
+            except Exception as exc:
+                self.bus.publish(ErrorEvent(now_ms, "shutdown", f"{type(exc).__name__}: {exc}", profile=side))
+        snapshot = await read_snapshot(self.exchange, self.symbols, now_ms)
+        snapshot.leverage = self.leverage
+
+        def failed(where: str, exc: Exception, profile: str = "") -> None:
+            self.bus.publish(ErrorEvent(now_ms, where, f"{type(exc).__name__}: {exc}", profile=profile))
+
+        await self._protect_all(snapshot, {s: self._safe_contexts(s, now_ms) for s in ("long", "short")}, failed)
+        self._status("entry orders cancelled; stop-loss orders stay on the exchange", now_ms=now_ms)
+
+    def _safe_contexts(self, side: str, now_ms: int) -> dict[str, MarketContext]:
+        try:
+            return self._contexts(side, now_ms)
+        except Exception:
+            return {}
 
     async def refresh_leverage(self) -> None:
         """Read the account leverage per symbol (read only: the bot never changes it)."""
@@ -126,58 +171,159 @@ class Engine(EngineCommands):
     # -- one step ----------------------------------------------------------------------------
     async def step(self, now_ms: int, new_candles: dict[str, list[Candle]], *,
                    new_candle: bool | None = None) -> None:
-        """Ingest newly closed candles, then run both profiles' cycles on a fresh snapshot.
+        """Ingest newly closed candles, protect every position, then run both profiles' cycles.
+
+        Stops first, isolated: after the one account read, the hard stop of every position of
+        both sides is verified and placed before anything else, and a failure in any other
+        part (the reference feed, the macro tracker, one side's cycle, the state file) is
+        reported and does not stop the rest of the step; the first such error is raised at
+        the end so the caller still sees the step as failed. While a position of either side
+        lacks a confirmed stop, neither side takes new risk.
 
         `new_candle` says whether entries are evaluated this step (default: when candles came
         in); a restart after a crash passes True to finish the interrupted step."""
         t0 = time.perf_counter()
-        self._feed_macro(new_candles)
+        errors: list[Exception] = []
+
+        def failed(where: str, exc: Exception, profile: str = "") -> None:
+            errors.append(exc)
+            log.error("step %s: %s: %s", where, type(exc).__name__, exc)
+            self.bus.publish(ErrorEvent(now_ms, where, f"{type(exc).__name__}: {exc}", profile=profile))
+
+        try:
+            self._feed_macro(new_candles)
+        except Exception as exc:
+            failed("macro", exc)
         for symbol, candles in new_candles.items():
             if symbol not in self.markets and symbol != self.benchmark:
                 continue
-            for fe in self._feature_engines():
-                fe.on_candles(symbol, self.base_tf, candles)
+            try:
+                for fe in self._feature_engines():
+                    fe.on_candles(symbol, self.base_tf, candles)
+            except Exception as exc:
+                failed("features", exc)
             if candles:
                 self.last_candles[symbol] = candles[-1]
+        redo = new_candle is True  # finishing an interrupted step: decide again
         if new_candle is None:
             new_candle = any(new_candles.values())
-        snapshot = await read_snapshot(self.exchange, self.symbols, now_ms)
+        snapshot = await read_snapshot(self.exchange, self.symbols, now_ms)  # nothing works without it
         snapshot.leverage = self.leverage
-        self.reference.update(snapshot.books, await self._reference_tops(new_candle), now_ms)
+        if self._restarted:
+            await self._reconcile_after_restart(snapshot, failed)
+        try:
+            self.reference.update(snapshot.books, await self._reference_tops(new_candle), now_ms)
+        except Exception as exc:
+            failed("reference", exc)
+        contexts: dict[str, dict[str, MarketContext]] = {}
+        for side in ("long", "short"):
+            try:
+                contexts[side] = self._contexts(side, now_ms)
+            except Exception as exc:  # the stop then uses the fixed distance
+                contexts[side] = {}
+                failed("contexts", exc, side)
+
+        # 1. stops first, both sides, each on its own
+        sent = await self._protect_all(snapshot, contexts, failed)
+        if sent:
+            try:  # the cycles plan from what is on the exchange now
+                snapshot = await read_snapshot(self.exchange, self.symbols, now_ms)
+                snapshot.leverage = self.leverage
+            except Exception as exc:
+                failed("snapshot", exc)
+                raise errors[0]
+        blocked = self.risk_blocked()
+        self._announce_block(now_ms, blocked)
+
+        # 2. the cycles, each side isolated from the other
         claimed_by = {s: snapshot.symbols_held_by(s) for s in ("long", "short")}
+        cycle_failed = False
         for side in ("long", "short"):
             runner = self.profiles[side]
             other = "short" if side == "long" else "long"
-            p = self.settings.side(side)
-            regime = self.macro[side].update(now_ms)
-            if regime is not None:
-                self.bus.publish(regime)
-            self.overlays[side] = self.macro[side].overlay(side)
-            extra = self._extra_gates(side, now_ms, snapshot.books) if new_candle else {}
-            decisions = self._decisions(side, extra, now_ms - self.step_ms) if new_candle else {}
-            contexts = self._contexts(side, now_ms)
-            no_averaging = {s for s in self.symbols if not self.reference.averaging_allowed(side, s, now_ms, p)[0]}
-            ci = CycleInput(snapshot=snapshot, markets=self.markets, decisions=decisions, contexts=contexts,
-                            select=select_entries, entry_context=_entry_context,
-                            claimed=claimed_by[other], overlay=self.overlays[side], new_candle=new_candle,
-                            entries_enabled=self.flags.enabled[side] and not self.flags.paused,
-                            averaging_blocked=no_averaging)
-            result = await runner.cycle(ci)
-            claimed_by[side] |= set(result.selected)
-            if side == "long":
-                # the short profile must see what the long profile just ordered
-                claimed_by["long"] |= {getattr(a, "symbol", "") for a in result.actions}
+            try:
+                p = self.settings.side(side)
+                regime = self.macro[side].update(now_ms)
+                if regime is not None:
+                    self.bus.publish(regime)
+                self.overlays[side] = self.macro[side].overlay(side)
+                extra = self._extra_gates(side, now_ms, snapshot.books) if new_candle else {}
+                decisions = self._decisions(side, extra, now_ms, new_candles, redo=redo) if new_candle else {}
+                no_averaging = {s for s in self.symbols
+                                if not self.reference.averaging_allowed(side, s, now_ms, p)[0]}
+                ci = CycleInput(snapshot=snapshot, markets=self.markets, decisions=decisions,
+                                contexts=contexts[side], select=select_entries, entry_context=_entry_context,
+                                claimed=claimed_by[other], overlay=self.overlays[side], new_candle=new_candle,
+                                entries_enabled=self.flags.enabled[side] and not self.flags.paused,
+                                averaging_blocked=no_averaging, risk_blocked=self.risk_blocked())
+                result = await runner.cycle(ci)
+                claimed_by[side] |= set(result.selected)
+                if side == "long":
+                    # the short profile must see what the long profile just ordered
+                    claimed_by["long"] |= {getattr(a, "symbol", "") for a in result.actions}
+                    snapshot = await read_snapshot(self.exchange, self.symbols, now_ms)
+                    snapshot.leverage = self.leverage
+                self.bus.publish(CycleStats(now_ms, side, len(self.symbols), len(decisions),
+                                            sum(1 for d in decisions.values() if d is not None and d.entry_valid),
+                                            len(result.selected), sum(1 for o in result.outcomes if o.ok),
+                                            sum(1 for p in snapshot.positions.values() if p.side == side),
+                                            (time.perf_counter() - t0) * 1000))
+            except Exception as exc:
+                cycle_failed = True
+                failed("cycle", exc, side)
+                if side == "long":
+                    # the short side must not act on a view that misses what the long side did
+                    try:
+                        snapshot = await read_snapshot(self.exchange, self.symbols, now_ms)
+                        snapshot.leverage = self.leverage
+                        claimed_by["long"] |= snapshot.symbols_held_by("long")
+                    except Exception as again:
+                        failed("snapshot", again)
+                        break
+        if cycle_failed:
+            # a cycle that broke off may have left a size change behind (an exit that filled
+            # at once, a close): protect again before the step ends
+            try:
                 snapshot = await read_snapshot(self.exchange, self.symbols, now_ms)
                 snapshot.leverage = self.leverage
-            self.bus.publish(CycleStats(now_ms, side, len(self.symbols), len(decisions),
-                                        sum(1 for d in decisions.values() if d is not None and d.entry_valid),
-                                        len(result.selected), sum(1 for o in result.outcomes if o.ok),
-                                        sum(1 for p in snapshot.positions.values() if p.side == side),
-                                        (time.perf_counter() - t0) * 1000))
+                await self._protect_all(snapshot, contexts, failed, verify=True)
+            except Exception as exc:
+                failed("snapshot", exc)
         bal = snapshot.balance
         self.bus.publish(Account(now_ms, bal.equity, bal.free, bal.used_margin, bal.unrealized_pnl,
                                  self.realized, self.fees))
         self.cycles += 1
+        if errors:
+            raise errors[0]
+
+    async def _protect_all(self, snapshot: Any, contexts: dict[str, dict[str, MarketContext]], failed: Any,
+                           *, verify: bool = False) -> bool:
+        """The protection pass of both sides; True when it sent anything."""
+        sent = False
+        for side in ("long", "short"):
+            ci = CycleInput(snapshot=snapshot, markets=self.markets, decisions={}, contexts=contexts.get(side, {}),
+                            select=select_entries, entry_context=_entry_context, claimed=set(),
+                            new_candle=False)
+            try:
+                outcomes = await self.profiles[side].protect(ci, verify=verify)
+                sent = sent or bool(outcomes)
+            except Exception as exc:
+                failed("protection", exc, side)
+        return sent
+
+    def risk_blocked(self) -> str:
+        """Why no new risk may be taken on either side now ("" when every position of both
+        sides has a confirmed stop)."""
+        return "; ".join(r for r in (self.profiles[s].block_reason() for s in ("long", "short")) if r)
+
+    def _announce_block(self, now_ms: int, blocked: str) -> None:
+        if blocked == self._blocked:
+            return
+        if blocked:
+            self._status(f"new entries and averaging blocked on both sides: {blocked}", now_ms=now_ms)
+        else:
+            self._status("every position has its stop again: new entries and averaging allowed", now_ms=now_ms)
+        self._blocked = blocked
 
     async def _reference_tops(self, with_depth: bool) -> dict[str, Any]:
         """MEXC tops keyed by our symbols (live); none in replay or when unreachable.
@@ -208,13 +354,36 @@ class Engine(EngineCommands):
             out[symbol] = (spread_gate(p, books.get(symbol)), macro_gate, *r.gates)
         return out
 
-    def _decisions(self, side: str, extra: dict[str, tuple[Any, ...]], candle_ts: int) -> dict[str, Any]:
-        """Decisions for the symbols whose candle opening at `candle_ts` has closed; a symbol
-        whose candle is missing (a gap) is not evaluated on stale features."""
+    def _decisions(self, side: str, extra: dict[str, tuple[Any, ...]], now_ms: int,
+                   new_candles: dict[str, list[Candle]] | None = None, *, redo: bool = False) -> dict[str, Any]:
+        """Decisions on the last CLOSED candle at `now_ms` (the clock may read any time after
+        its close: +0 ms in replay, seconds later live).
+
+        Only symbols whose newest candle is that one are evaluated: a symbol whose candle is
+        missing (a gap, or the venue has not published it yet) is not evaluated on stale
+        features, and is decided when its candle arrives at a later poll. A symbol decided on
+        this candle already is not decided again (unless `redo`: a restart finishing an
+        interrupted step). When a poll comes after more than one candle closed, the latest
+        is evaluated and the skipped ones are reported."""
         fe = self.features[side]
         p = self.settings.side(side)
-        fresh = fe.features_all(self.symbols, ts_ms=candle_ts)
-        btc = fe.benchmark(candle_ts)  # neutral when the pairs are quoted in BTC (the demo data)
+        candle_ts = last_closed_open_ts(now_ms, self.step_ms)
+        done = self._decided[side]
+        wanted = self.symbols if redo else [s for s in self.symbols if done.get(s, -1) < candle_ts]
+        fresh = fe.features_all(wanted, ts_ms=candle_ts)
+        btc = fe.benchmark(candle_ts)  # neutral when the pairs are quoted in BTC
+        skipped = 0
+        for symbol in fresh:
+            prev = done.get(symbol)
+            if prev is not None:  # closed candles delivered together: all but the latest skipped
+                skipped = max(skipped, sum(1 for c in (new_candles or {}).get(symbol, ())
+                                           if prev < c.ts_ms < candle_ts))
+            done[symbol] = candle_ts
+        if skipped:
+            msg = (f"{side}: {skipped} closed candle(s) were not evaluated (the poll came late); "
+                   f"decided on the latest, opened at {candle_ts}")
+            log.warning(msg)
+            self.bus.publish(ErrorEvent(now_ms, "skipped-candle", msg))
         return {symbol: (evaluate(side, fresh[symbol], btc, p, extra.get(symbol, ())) if symbol in fresh else None)
                 for symbol in self.symbols}
 

@@ -19,7 +19,7 @@ from engine.exchange.types import Order, closing_side
 from engine.store.state import StateStore
 
 from .actions import Action, Cancel, CloseMarket, PlaceEntry, PlaceExit, PlaceStop
-from .events import EventBus, OrderEvent, StopEvent
+from .events import ErrorEvent, EventBus, OrderEvent, StopEvent
 
 log = logging.getLogger("crot.executor")
 
@@ -60,6 +60,13 @@ class Executor:
             except E.ExchangeError as exc:
                 outcome = Outcome(action, "failed", detail=f"{type(exc).__name__}: {exc}")
                 self._order_event(action, "failed", now_ms, outcome.detail)
+            except Exception as exc:
+                # not the exchange (the state file, a bug): the other stops still go out; what
+                # adds risk waits for the next cycle
+                log.exception("%s failed", type(action).__name__)
+                broken = True
+                outcome = Outcome(action, "failed", detail=f"{type(exc).__name__}: {E.redact(exc)}")
+                self._order_event(action, "failed", now_ms, outcome.detail)
             outcomes.append(outcome)
         return outcomes
 
@@ -96,28 +103,53 @@ class Executor:
         if isinstance(a, PlaceStop):
             return await self._stop(a, now_ms)
         if isinstance(a, CloseMarket):
-            for o in a.cancel_first:
+            return await self._close(a, now_ms)
+        raise TypeError(f"unknown action {a!r}")
+
+    async def _close(self, a: CloseMarket, now_ms: int) -> Outcome:
+        """Reduce-only market close. The close goes out first with the stop still resting;
+        the stop is cancelled only once the position is gone, so a close that is refused or
+        times out leaves the position protected. Exit limits are cancelled before (they only
+        take profit, and reserve the closeable amount). On a venue where the stop reserves the
+        closeable amount too (the close is refused for it), the stop is cancelled right before
+        a second attempt - the only window without it."""
+        stops = [o for o in a.cancel_first if o.kind == "stop_loss"]
+        for o in a.cancel_first:
+            if o.kind != "stop_loss":
                 await self._cancel(o, now_ms, "exit", f"before {a.reason}")
-            await self._intent(a.client_order_id, a.symbol, "close", a.intent_key,
-                               closing_side(a.position_side), None, a.amount, now_ms)
+        await self._intent(a.client_order_id, a.symbol, "close", a.intent_key,
+                           closing_side(a.position_side), None, a.amount, now_ms, required=False)
+        try:
             try:
                 order = await self.exchange.close_reduce_only_market(
                     a.symbol, a.position_side, a.amount, a.client_order_id)
-            except (E.ReduceOnlyFrozen, E.InvalidOrder) as exc:
-                await self.store.update_order(a.client_order_id, "rejected", now_ms, note=type(exc).__name__)
-                self._order_event(a, "rejected", now_ms, type(exc).__name__)
-                return Outcome(a, "rejected", detail=type(exc).__name__)
-            if order.status in ("canceled", "rejected", "expired") and order.filled <= 0:
-                # accepted, then dropped unfilled: say so (the next cycle plans a new close)
-                await self.store.update_order(a.client_order_id, order.status, now_ms, exchange_id=order.id)
-                self._order_event(a, "rejected", now_ms, f"close {order.status} without a fill", order)
-                return Outcome(a, "rejected", order, f"close {order.status} without a fill")
-            return await self._placed(a, order, now_ms)
-        raise TypeError(f"unknown action {a!r}")
+            except E.ReduceOnlyFrozen:
+                if not stops:
+                    raise
+                for o in stops:
+                    await self._cancel(o, now_ms, "stop", f"the venue reserves its amount; {a.reason} close")
+                stops = []
+                order = await self.exchange.close_reduce_only_market(
+                    a.symbol, a.position_side, a.amount, a.client_order_id)
+        except (E.ReduceOnlyFrozen, E.InvalidOrder) as exc:
+            await self._update(a.client_order_id, "rejected", now_ms, note=type(exc).__name__)
+            self._order_event(a, "rejected", now_ms, type(exc).__name__)
+            return Outcome(a, "rejected", detail=type(exc).__name__)
+        if order.status in ("canceled", "rejected", "expired") and order.filled <= 0:
+            # accepted, then dropped unfilled: say so (the next cycle plans a new close)
+            await self._update(a.client_order_id, order.status, now_ms, exchange_id=order.id)
+            self._order_event(a, "rejected", now_ms, f"close {order.status} without a fill", order)
+            return Outcome(a, "rejected", order, f"close {order.status} without a fill")
+        outcome = await self._placed(a, order, now_ms)
+        if order.filled >= a.amount:
+            for o in stops:  # the position is gone: its stop has nothing left to protect
+                await self._cancel(o, now_ms, "stop", f"position closed ({a.reason})")
+        return outcome
 
     async def _stop(self, a: PlaceStop, now_ms: int) -> Outcome:
         side = closing_side(a.position_side)
-        await self._intent(a.client_order_id, a.symbol, "stop", a.intent_key, side, a.trigger, a.amount, now_ms)
+        await self._intent(a.client_order_id, a.symbol, "stop", a.intent_key, side, a.trigger, a.amount, now_ms,
+                           required=False)
         try:
             order = await self.exchange.place_stop_loss(
                 a.symbol, a.position_side, a.amount, a.trigger, a.client_order_id)
@@ -138,7 +170,7 @@ class Executor:
         if not order.is_open:
             # A stop that is not resting protects nothing: keep the old ones, report it; the
             # next cycle (or the verify pass) plans a new stop version.
-            await self.store.update_order(a.client_order_id, order.status, now_ms, exchange_id=order.id)
+            await self._update(a.client_order_id, order.status, now_ms, exchange_id=order.id)
             self._order_event(a, "rejected", now_ms, f"stop {order.status}", order)
             return Outcome(a, "rejected", order, f"stop {order.status}")
         outcome = await self._placed(a, order, now_ms)
@@ -151,14 +183,35 @@ class Executor:
 
     # -- helpers ---------------------------------------------------------------------------
     async def _intent(self, cid: int, symbol: str, purpose: str, key: str, side: str,
-                      price: Decimal | None, amount: Decimal, now_ms: int) -> None:
-        await self.store.record_intent(client_order_id=cid, profile=self.profile, symbol=symbol,
-                                       purpose=purpose, intent_key=key, side=side, price=price,
-                                       amount=amount, now_ms=now_ms)
+                      price: Decimal | None, amount: Decimal, now_ms: int, *, required: bool = True) -> None:
+        """The intent record before an order is sent. `required=False` (stops and closes): a
+        state file that cannot be written (disk full) must not keep a position unprotected;
+        the order goes out anyway and the failure is reported."""
+        try:
+            await self.store.record_intent(client_order_id=cid, profile=self.profile, symbol=symbol,
+                                           purpose=purpose, intent_key=key, side=side, price=price,
+                                           amount=amount, now_ms=now_ms)
+        except Exception as exc:
+            if required:
+                raise
+            self._store_failed(now_ms, symbol, exc)
+
+    async def _update(self, cid: int, status: str, now_ms: int, **kw: object) -> None:
+        """Order status after the venue answered: the order exists whatever the state file
+        says, so a failed write is reported, never raised."""
+        try:
+            await self.store.update_order(cid, status, now_ms, **kw)  # type: ignore[arg-type]
+        except Exception as exc:
+            self._store_failed(now_ms, "", exc)
+
+    def _store_failed(self, now_ms: int, symbol: str, exc: Exception) -> None:
+        log.error("state file write failed: %s", exc)
+        self.bus.publish(ErrorEvent(now_ms, "state", f"order record not written{' for ' + symbol if symbol else ''}: "
+                                    f"{type(exc).__name__}: {exc}", profile=self.profile))
 
     async def _placed(self, a: Action, order: Order, now_ms: int) -> Outcome:
         status = "open" if order.is_open else order.status
-        await self.store.update_order(order.client_order_id or 0, status, now_ms, exchange_id=order.id)
+        await self._update(order.client_order_id or 0, status, now_ms, exchange_id=order.id)
         self._order_event(a, "placed", now_ms, "", order)
         return Outcome(a, "done", order)
 
@@ -168,7 +221,7 @@ class Executor:
         except E.OrderNotFound:
             final = order
         if order.client_order_id:
-            await self.store.update_order(order.client_order_id, final.status, now_ms)
+            await self._update(order.client_order_id, final.status, now_ms)
         self.bus.publish(OrderEvent(now_ms, self.profile, order.symbol, "cancelled", purpose,
                                     order.client_order_id, order.side, order.price or order.trigger_price,
                                     order.amount, order.reduce_only, reason))

@@ -266,8 +266,18 @@ async def run_live(
                 await asyncio.wait_for(stop.wait(), timeout=pause)
             except asyncio.TimeoutError:
                 pass
+        try:  # a clean stop leaves no resting entry order behind (issue 17, item 3)
+            await engine.shutdown(clock.now())
+        except Exception as exc:
+            bus.publish(ErrorEvent(clock.now(), "shutdown", f"entry orders not cancelled: {type(exc).__name__}: "
+                                   f"{E.redact(exc)}"))
         bus.publish(EngineStatus(clock_ms(), mode, (), True, "stopped; stop-loss orders stay on the exchange"))
         return steps
+    except BaseException as exc:
+        # the status row must not keep saying "entries running" after the engine has died
+        bus.publish(EngineStatus(clock_ms(), mode, (), True,
+                                 f"stopped by {type(exc).__name__}: {E.redact(exc)}; stop-loss orders stay on the exchange"))
+        raise
     finally:
         await store.close()
         flusher.cancel()

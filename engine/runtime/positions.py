@@ -56,8 +56,13 @@ def plan_position(
     price: Decimal,
     now_ms: int,
     ctx: MarketContext,
+    *,
+    protect: bool = True,
 ) -> PositionPlan:
-    """Actions for one open position. Mutates `meta` (runner state, versions, mode flags)."""
+    """Actions for one open position. Mutates `meta` (runner state, versions, mode flags).
+
+    `protect=False`: the hard stop was already dealt with this step (the engine's protection
+    pass runs before any planning), so only exits are planned here."""
     out = PositionPlan()
     side = pos.side
     stops = [o for o in orders if o.kind == "stop_loss"]
@@ -101,13 +106,14 @@ def plan_position(
         meta.runner_active, meta.runner_best, meta.runner_candle_ts = state.active, state.best_price, ts
 
     # -- hard stop ---------------------------------------------------------------------------
-    if p.hard_stop_loss_enabled:
+    if p.hard_stop_loss_enabled and protect:
         action = stop_action(profile, p, pos, meta, market, stops, exits, price, ctx.atr_rate)
         if isinstance(action, CloseMarket):
             out.actions.append(action)
             return out
         if action is not None:
             out.actions.append(action)
+    if p.hard_stop_loss_enabled:
         out.stop_trigger = meta.stop_trigger
 
     # -- runner trail hit: close the runner part at market -------------------------------------
@@ -167,7 +173,7 @@ def plan_position(
 
 def stop_action(profile: str, p: ProfileSettings, pos: Position, meta: PositionMeta, market: Market,
                 stops: list[Order], exits: list[Order], price: Decimal,
-                atr_rate: float | None) -> PlaceStop | CloseMarket | None:
+                atr_rate: float | None) -> PlaceStop | CloseMarket | Cancel | None:
     """The action that puts the right hard stop on the exchange, or None when it is there.
 
     The trigger is computed once per entry price (ATR-widened when known, the fixed distance
@@ -192,13 +198,21 @@ def stop_action(profile: str, p: ProfileSettings, pos: Position, meta: PositionM
     amount = stop_amount(pos.contracts, market)
     if current is not None and current.amount == amount and current.trigger_price == trigger:
         return None
+    right = [o for o in stops if o.amount == amount and o.trigger_price == trigger]
+    if right and len(stops) > 1:
+        # more than one stop rests (a crash between placing a new stop and cancelling the old
+        # one) and one of them is right: keep it, cancel an extra one (never a new order)
+        extra = next(o for o in stops if o is not right[0])
+        return Cancel(extra, "stop", "extra stop (one of the right size and trigger rests)")
     if not stop_is_protective(side, trigger, price) or emergency_breached(p, side, pos.entry_price, price):
         meta.close_seq += 1  # a new intent each time: an unfilled close is retried, never shadowed
         intent = f"{meta.pos_id}:stop_breached:c{meta.close_seq}"
         return CloseMarket(pos.symbol, side, pos.contracts, client_order_id(profile, pos.symbol, "close", intent),
                            intent, "stop_breached", tuple(exits + stops))
     meta.stop_version += 1
-    intent = f"{meta.pos_id}:stop:v{meta.stop_version}"
+    # amount and trigger are part of the intent: a version counter that went back (a state
+    # restored after a crash) can never give a different stop the id of one already sent
+    intent = f"{meta.pos_id}:stop:v{meta.stop_version}:{amount}@{trigger}"
     reason = "protect" if not stops else ("resize" if current and current.amount != amount else "move")
     return PlaceStop(pos.symbol, side, trigger, amount, client_order_id(profile, pos.symbol, "stop", intent),
                      intent, tuple(stops), tuple(exits), reason)
@@ -206,3 +220,21 @@ def stop_action(profile: str, p: ProfileSettings, pos: Position, meta: PositionM
 
 def runner_spec(plan: ExitPlan | None) -> RunnerSpec | None:
     return None if plan is None else plan.runner
+
+
+def is_covered(pos: Position, stops: list[Order], market: Market) -> bool:
+    """True when a resting reduce-only stop covers the whole position (a confirmed stop)."""
+    need = stop_amount(pos.contracts, market)
+    return any(o.is_open and o.kind == "stop_loss" and o.reduce_only and o.amount >= need and need > 0
+               for o in stops)
+
+
+def unprotected_close(profile: str, pos: Position, meta: PositionMeta, exits: list[Order],
+                      stops: list[Order]) -> CloseMarket:
+    """The reduce-only market close of a position whose stop could not be confirmed in time.
+    Exit orders are cancelled first (they reserve the closeable amount); a partial stop, if
+    any, stays until the position is gone."""
+    meta.close_seq += 1
+    intent = f"{meta.pos_id}:unprotected:c{meta.close_seq}"
+    return CloseMarket(pos.symbol, pos.side, pos.contracts, client_order_id(profile, pos.symbol, "close", intent),
+                       intent, "unprotected", tuple(exits + stops))

@@ -10,7 +10,7 @@ restart; the deterministic client ids make the repeated orders the same orders.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from typing import Any, Callable
 
@@ -26,11 +26,12 @@ from engine.store.state import LadderMeta, PositionMeta, ProfileState, StateStor
 from .actions import Action, Cancel, CloseMarket, PlaceEntry, PlaceStop
 from .codec import decode_plan, encode_plan
 from .events import (
-    Decisions, EventBus, FillEvent, Positions, PositionView, Repair, Stops, StopView, TradeClosed,
+    Decisions, ErrorEvent, EventBus, FillEvent, Positions, PositionView, Repair, StopEvent, Stops, StopView,
+    TradeClosed,
 )
 from .executor import Executor, Outcome
-from .positions import MarketContext, plan_position, stop_action
-from .snapshot import Snapshot, order_profile
+from .positions import MarketContext, is_covered, plan_position, stop_action, unprotected_close
+from .snapshot import Snapshot, order_profile, read_snapshot
 
 log = logging.getLogger("crot.profile")
 
@@ -60,6 +61,27 @@ class CycleInput:
     new_candle: bool = True  # entries are only considered on a new closed candle
     entries_enabled: bool = True  # profile on and not paused
     averaging_blocked: set[str] = field(default_factory=set)  # reference checks forbid adding
+    # why no new risk may be taken this step (a position of either side lacks a confirmed
+    # stop): no entries, no averaging, resting entry orders cancelled; "" when none
+    risk_blocked: str = ""
+
+
+@dataclass
+class Unprotected:
+    """A position of ours seen without a confirmed exchange stop, and the escalation so far."""
+
+    since_ms: int
+    attempts: int = 0
+    next_try_ms: int = 0
+    detail: str = ""
+    closing: bool = False  # the bounded time ran out: a reduce-only close is being sent
+    close_alerted: bool = False
+
+
+#: retry delays for a stop that could not be placed (ms, doubling, capped); the close-out
+#: after HARD_STOP_UNPROTECTED_CLOSE_AFTER_SEC bounds the whole episode
+STOP_RETRY_BASE_MS = 1_000
+STOP_RETRY_MAX_MS = 15_000
 
 
 @dataclass
@@ -86,6 +108,10 @@ class ProfileRunner:
         self._foreign_reported: set[str] = set()
         self.last_decisions: dict[str, Any] = {}
         self._fills_seen: dict[str, None] = {}  # fill ids already published (insertion-ordered)
+        self.unprotected: dict[str, Unprotected] = {}  # symbol -> escalation state
+        self._protected_at: int | None = None  # now_ms of the last protection pass
+        self._closing: set[str] = set()  # symbols the protection pass is closing this step
+        self._adopted: set[str] = set()  # adopted by the protection pass, repair not yet recorded
 
     async def load(self) -> None:
         self.state = await self.store.load_profile(self.side)
@@ -93,59 +119,271 @@ class ProfileRunner:
     # -- the cycle -------------------------------------------------------------------------
     async def cycle(self, ci: CycleInput) -> CycleResult:
         now = ci.snapshot.now_ms
+        pre: list[Outcome] = []
+        if self._protected_at != now:
+            # run on its own (not through Engine.step, which protects both sides first)
+            pre = await self.protect(ci)
+            if pre:
+                ci = replace(ci, snapshot=await self._reread(ci.snapshot))
+        blocked = ci.risk_blocked or self.block_reason()
+        if blocked != ci.risk_blocked:
+            ci = replace(ci, risk_blocked=blocked)
         if self.state.last_cycle_ms >= now:
-            return CycleResult([], [], (), ["cycle already done (restart)"])
+            return CycleResult([], pre, (), ["cycle already done (restart)"])
         pending = await self.store.load_pending(self.side)
         notes: list[str] = []
         frozen_keys: dict[str, str] = {}
         if pending is not None and pending[0] == now:
             # A crash interrupted this very cycle: finish its plan (every action is idempotent
             # by client order id) instead of planning again from a half-changed account.
-            _, text, self.state = pending
+            _, text, stored = pending
+            self.state = self._merged(stored)
             actions, selected = decode_plan(text)
             notes.append("resumed the interrupted cycle's plan")
         else:
+            if pending is not None:
+                # a crashed cycle's plan from an earlier time (the restart came later): it is
+                # not resumed on a changed account, but the ids it may have sent stay used
+                self._take_counters(pending[2])
             try:
                 actions, selected, frozen_keys, notes = await self._plan(ci)
                 await self.store.save_pending(self.side, now, encode_plan(actions, selected), self.state)
             except BaseException:
                 # Planning changes the in-memory state; if it cannot finish, forget those
-                # changes so the retry plans from what is stored, as a restart would.
-                self.state = await self.store.load_profile(self.side)
+                # changes so the retry plans from what is stored, as a restart would (the
+                # protection pass's stop and close counters are kept: their ids are used).
+                self.state = self._merged(await self.store.load_profile(self.side))
                 raise
-        outcomes = await self.executor.run(actions, now)
+        skipped: list[Outcome] = []
+        if blocked:
+            # a resumed plan may hold entries planned before the stop went missing
+            skipped = [Outcome(a, "skipped", detail=f"new risk blocked: {blocked}")
+                       for a in actions if isinstance(a, PlaceEntry)]
+            actions = [a for a in actions if not isinstance(a, PlaceEntry)]
+        outcomes = pre + skipped + await self.executor.run(actions, now)
         self._apply(outcomes, frozen_keys)
-        if any(o.ok for o in outcomes):
+        if any(o.ok for o in outcomes[len(pre):]):
             outcomes += await self._verify_stops(ci)
         self.state.last_cycle_ms = now
         await self.store.save_profile(self.side, self.state)
         self._publish_positions(ci)
         return CycleResult(actions, outcomes, selected, notes)
 
+    def block_reason(self) -> str:
+        """Why this side forbids new risk on both sides right now ("" = it does not)."""
+        if not self.unprotected:
+            return ""
+        return f"{self.side} position(s) without a confirmed stop: {', '.join(sorted(self.unprotected))}"
+
+    def _merged(self, st: ProfileState) -> ProfileState:
+        """`st` (stored, or a crashed cycle's write-ahead state) with what this process's
+        protection pass already did kept: stop and close counters (their client ids went out)
+        and positions it adopted."""
+        for symbol, m in self.state.positions.items():
+            other = st.positions.get(symbol)
+            if other is None:
+                if symbol in self._adopted or m.stop_version or m.close_seq:
+                    st.positions[symbol] = m
+                continue
+            other.stop_version = max(other.stop_version, m.stop_version)
+            other.close_seq = max(other.close_seq, m.close_seq)
+            other.exit_version = max(other.exit_version, m.exit_version)
+            if m.stop_entry is not None and other.stop_entry != m.stop_entry:
+                other.stop_trigger, other.stop_entry = m.stop_trigger, m.stop_entry
+        return st
+
+    def _take_counters(self, src: ProfileState) -> None:
+        """Raise this state's order counters to those of `src` (a state whose orders may have
+        gone out), so no intent key - and no client id - is used a second time."""
+        for symbol, m in self.state.positions.items():
+            other = src.positions.get(symbol)
+            if other is not None and other.opened_ms == m.opened_ms:
+                m.stop_version = max(m.stop_version, other.stop_version)
+                m.close_seq = max(m.close_seq, other.close_seq)
+                m.exit_version = max(m.exit_version, other.exit_version)
+
+    # -- protection: stops first -------------------------------------------------------------
+    async def protect(self, ci: CycleInput, *, verify: bool = False) -> list[Outcome]:
+        """Verify and place the hard stop of every position of this side.
+
+        Runs before anything else in a step and needs nothing but the snapshot (no plan, no
+        state write, no decision), so a failure elsewhere in the step cannot keep a position
+        unprotected. A stop that cannot be confirmed is retried with backoff and reported as
+        missing; the engine blocks new risk on both sides meanwhile; after
+        HARD_STOP_UNPROTECTED_CLOSE_AFTER_SEC the position is closed reduce-only at market.
+        `verify`: the pass after the cycle's own orders (sizes may have changed)."""
+        snap, now = ci.snapshot, ci.snapshot.now_ms
+        if not verify:
+            self._protected_at = now
+            self._closing = set()
+        mine = {s: pos for s, pos in snap.positions.items() if pos.side == self.side and s in ci.markets}
+        for symbol in [s for s in self.unprotected if s not in mine]:
+            del self.unprotected[symbol]  # closed (stopped out, closed by us or by hand)
+        if not self.p.hard_stop_loss_enabled:
+            self.unprotected.clear()
+            return []
+        limit_ms = int(self.p.hard_stop_unprotected_close_after_sec * 1000)
+        actions: list[Action] = []
+        covered_before: dict[str, bool] = {}
+        for symbol, pos in sorted(mine.items()):
+            meta = self._adopt(ci, symbol, pos)
+            market = ci.markets[symbol]
+            orders = [o for o in snap.orders_of(self.side, symbol) if o.reduce_only]
+            stops = [o for o in orders if o.kind == "stop_loss"]
+            exits = [o for o in orders if o.kind == "limit"]
+            covered = is_covered(pos, stops, market)
+            covered_before[symbol] = covered
+            u = self.unprotected.get(symbol)
+            if u is not None and not covered:
+                if now - u.since_ms >= limit_ms:
+                    u.closing = True
+                    actions.append(unprotected_close(self.side, pos, meta, exits, stops))
+                    self._closing.add(symbol)
+                    if not u.close_alerted:
+                        u.close_alerted = True
+                        reason = (f"no confirmed stop for {(now - u.since_ms) / 1000:.0f} s "
+                                  f"({u.attempts} attempt(s), last: {u.detail or 'not placed'}): "
+                                  f"closing reduce-only at market")
+                        log.error("%s %s: %s", self.side, symbol, reason)
+                        self.bus.publish(StopEvent(now, self.side, symbol, "emergency_close", meta.stop_trigger,
+                                                   pos.contracts, reason))
+                        self.bus.publish(ErrorEvent(now, "protection", f"{symbol}: {reason}", profile=self.side))
+                        await self._repair_safe(now, symbol, "position without a confirmed stop", reason)
+                    continue
+                if now < u.next_try_ms:
+                    continue  # backing off; the position stays reported as unprotected
+            ctx = ci.contexts.get(symbol, MarketContext())
+            action = stop_action(self.side, self.p, pos, meta, market, stops, exits,
+                                 self._price(snap, symbol, pos), ctx.atr_rate)
+            if action is not None:
+                actions.append(action)
+                if isinstance(action, CloseMarket):
+                    self._closing.add(symbol)
+        outcomes = await self.executor.run(actions, now) if actions else []
+        # a close-out the venue refused or did not answer: a stop is still better than none
+        retry: list[Action] = []
+        for o in outcomes:
+            a = o.action
+            if isinstance(a, CloseMarket) and a.reason == "unprotected" and not o.ok \
+                    and not covered_before.get(a.symbol):
+                pos, meta = mine[a.symbol], self.state.positions[a.symbol]
+                orders = [x for x in snap.orders_of(self.side, a.symbol) if x.reduce_only and x.kind == "stop_loss"]
+                action = stop_action(self.side, self.p, pos, meta, ci.markets[a.symbol], orders, [],
+                                     self._price(snap, a.symbol, pos),
+                                     ci.contexts.get(a.symbol, MarketContext()).atr_rate)
+                if isinstance(action, PlaceStop):
+                    retry.append(action)
+        if retry:
+            outcomes += await self.executor.run(retry, now)
+        await self._track(ci, mine, covered_before, outcomes)
+        return outcomes
+
+    async def _track(self, ci: CycleInput, mine: dict[str, Position], covered_before: dict[str, bool],
+                     outcomes: list[Outcome]) -> None:
+        """Update which positions lack a confirmed stop, and say so (UI, alert, audit)."""
+        now = ci.snapshot.now_ms
+        last: dict[str, Outcome] = {}
+        for o in outcomes:  # per symbol: the outcome that protects it, else the last one
+            sym = getattr(o.action, "symbol", "")
+            if sym not in last or not _protects(last[sym]):
+                last[sym] = o
+        recheck = [s for s, o in last.items() if s in mine and not o.ok and covered_before.get(s)]
+        fresh: list[Order] | None = None
+        if recheck:
+            # a failed move or resize of a stop that was there: is it still there?
+            try:
+                fresh = [o for o in await self.exchange.fetch_open_orders(None) if o.is_open]
+            except Exception:
+                fresh = []
+        limit_ms = int(self.p.hard_stop_unprotected_close_after_sec * 1000)
+        for symbol, pos in sorted(mine.items()):
+            o = last.get(symbol)
+            if o is None or isinstance(o.action, Cancel):  # (a cancel only removes an extra stop)
+                ok = covered_before[symbol]
+            elif isinstance(o.action, CloseMarket):
+                gone = o.ok and o.order is not None and o.order.filled >= o.action.amount
+                ok = gone or covered_before[symbol]  # the stop is kept through the attempt
+            elif o.ok and o.order is not None and o.order.is_open:
+                ok = is_covered(pos, [o.order], ci.markets[symbol]) or covered_before[symbol]
+            elif symbol in recheck and fresh is not None:
+                stops = [x for x in fresh if x.symbol == symbol and x.kind == "stop_loss" and x.reduce_only
+                         and order_profile(x) == self.side]
+                ok = is_covered(pos, stops, ci.markets[symbol])
+            else:
+                ok = False
+            u = self.unprotected.get(symbol)
+            if ok:
+                if u is not None:
+                    del self.unprotected[symbol]
+                    await self._repair_safe(now, symbol, "position without a confirmed stop",
+                                            f"stop confirmed after {u.attempts} attempt(s), "
+                                            f"{(now - u.since_ms) / 1000:.0f} s unprotected")
+                continue
+            first = u is None
+            if u is None:
+                u = self.unprotected[symbol] = Unprotected(now)
+            if o is not None:
+                u.attempts += 1
+                u.detail = o.detail or o.status
+                u.next_try_ms = now + min(STOP_RETRY_BASE_MS * 2 ** (u.attempts - 1), STOP_RETRY_MAX_MS)
+            left = max(0, limit_ms - (now - u.since_ms))
+            reason = (f"no confirmed stop ({u.detail or 'not placed yet'}), attempt {u.attempts}; new entries and "
+                      f"averaging blocked on both sides; "
+                      + ("closing reduce-only at market" if u.closing else
+                         f"closing reduce-only in {left / 1000:.0f} s unless a stop is confirmed"))
+            meta = self.state.positions.get(symbol)
+            self.bus.publish(StopEvent(now, self.side, symbol, "emergency_close" if u.closing else "missing",
+                                       meta.stop_trigger if meta else None, pos.contracts, reason))
+            if first:
+                log.error("%s %s: %s", self.side, symbol, reason)
+                self.bus.publish(ErrorEvent(now, "protection", f"{symbol}: {reason}", profile=self.side))
+                await self._repair_safe(now, symbol, "position without a confirmed stop", reason)
+
+    async def _repair_safe(self, now: int, symbol: str, problem: str, action: str) -> None:
+        """A repair record that must not fail the protection pass (the state file may be full)."""
+        self.bus.publish(Repair(now, self.side, symbol, problem, action))
+        try:
+            await self.store.record_repair(now, self.side, symbol, problem, action)
+        except Exception as exc:
+            log.error("repair record for %s not stored: %s", symbol, exc)
+
+    def _adopt(self, ci: CycleInput, symbol: str, pos: Position) -> PositionMeta:
+        """The stored meta of a position, or a new one for a position we have no state for."""
+        st = self.state
+        meta = st.positions.get(symbol)
+        if meta is not None:
+            return meta
+        market = ci.markets[symbol]
+        value = notional(pos.contracts, pos.entry_price, market)
+        # A position from our ladder opened after the ladder went out: its fills (and fees)
+        # are found from then on. One we did not open counts from now.
+        ladder = st.ladders.get(symbol)
+        # Size the adaptive exit mode against what the ladder meant to buy: rungs that fill on
+        # different polls are one entry, not an average-down.
+        initial = max(value, ladder.planned_notional) if ladder and ladder.purpose == "entry" else value
+        meta = PositionMeta(symbol, self.side, ladder.created_ms if ladder else ci.snapshot.now_ms, initial,
+                            planned_notional=ladder.planned_notional if ladder else value,
+                            adopted=ladder is None)
+        st.positions[symbol] = meta
+        if ladder is None:
+            self._adopted.add(symbol)
+        return meta
+
+    async def _reread(self, snap: Snapshot) -> Snapshot:
+        fresh = await read_snapshot(self.exchange, self.symbols, snap.now_ms)
+        fresh.leverage = snap.leverage
+        return fresh
+
     async def _verify_stops(self, ci: CycleInput) -> list[Outcome]:
         """Re-read positions and stops after this cycle's orders: an exit that filled at once,
         or a market close, changes the size, and the stop must follow before the cycle ends."""
         if not self.p.hard_stop_loss_enabled:
             return []
-        now = ci.snapshot.now_ms
-        positions = {p.symbol: p for p in await self.exchange.fetch_positions(None)
-                     if p.side == self.side and p.contracts > 0}
-        orders = [o for o in await self.exchange.fetch_open_orders(None)
-                  if o.is_open and o.reduce_only and order_profile(o) == self.side]
-        actions: list[Action] = []
-        for symbol, pos in sorted(positions.items()):
-            meta, market = self.state.positions.get(symbol), ci.markets.get(symbol)
-            if meta is None or market is None:
-                continue  # a position that appeared this instant is adopted next cycle
-            mine = [o for o in orders if o.symbol == symbol]
-            stops = [o for o in mine if o.kind == "stop_loss"]
-            exits = [o for o in mine if o.kind == "limit"]
-            ctx = ci.contexts.get(symbol, MarketContext())
-            action = stop_action(self.side, self.p, pos, meta, market, stops, exits,
-                                 self._price(ci.snapshot, symbol, pos), ctx.atr_rate)
-            if action is not None:
-                actions.append(action)
-        return await self.executor.run(actions, now) if actions else []
+        positions = {p.symbol: p for p in await self.exchange.fetch_positions(None) if p.contracts > 0}
+        orders = list(await self.exchange.fetch_open_orders(None))
+        s = ci.snapshot
+        snap = Snapshot(s.now_ms, s.balance, positions, orders, s.books, s.leverage)
+        return await self.protect(replace(ci, snapshot=snap), verify=True)
 
     async def _plan(self, ci: CycleInput) -> tuple[list[Action], tuple[str, ...], dict[str, str], list[str]]:
         snap, st, now = ci.snapshot, self.state, ci.snapshot.now_ms
@@ -155,8 +393,8 @@ class ProfileRunner:
 
         # 1. positions: stop first, then exits
         for symbol, pos in sorted(snap.positions.items()):
-            if pos.side != self.side or symbol not in ci.markets:
-                continue
+            if pos.side != self.side or symbol not in ci.markets or symbol in self._closing:
+                continue  # (a position the protection pass is closing gets nothing else)
             meta = st.positions[symbol]
             market = ci.markets[symbol]
             orders = [o for o in snap.orders_of(self.side, symbol) if o.reduce_only]
@@ -171,7 +409,11 @@ class ProfileRunner:
             ctx = ci.contexts.get(symbol, MarketContext())
             ctx = MarketContext(ctx.atr_rate, ctx.last_candle, ci.overlay.time_multiplier * ctx.time_multiplier,
                                 ctx.tighten)
-            plan = plan_position(self.side, self.p, pos, meta, market, orders, price, now, ctx)
+            # The protection pass already placed what was missing at the start of the step; the
+            # plan follows what planning changes (a runner that activates locks breakeven), in
+            # the write-ahead plan. A stop that just failed waits for its backoff there.
+            plan = plan_position(self.side, self.p, pos, meta, market, orders, price, now, ctx,
+                                 protect=symbol not in self.unprotected)
             actions.extend(plan.actions)
             notes.extend(f"{symbol}: {n}" for n in plan.notes)
             if plan.frozen_key:
@@ -184,9 +426,10 @@ class ProfileRunner:
             decision = ci.decisions.get(symbol)
             stale = (now - ladder.created_ms) >= self.glob.order_timeout_sec * 1000
             invalid = decision is not None and not decision.valid
-            if open_rungs and (stale or invalid):
+            if open_rungs and (stale or invalid or ci.risk_blocked):
+                why = "stale" if stale else "signal no longer valid" if invalid else f"new risk blocked: {ci.risk_blocked}"
                 for o in open_rungs:
-                    actions.append(Cancel(o, ladder.purpose, "stale" if stale else "signal no longer valid"))
+                    actions.append(Cancel(o, ladder.purpose, why))
 
         # 3. new entries and averaging
         selected: tuple[str, ...] = ()
@@ -198,6 +441,34 @@ class ProfileRunner:
         # stops and emergency closes go out first
         actions.sort(key=lambda a: 0 if isinstance(a, (PlaceStop, CloseMarket)) else 1)
         return actions, selected, frozen_keys, notes
+
+    # -- start and stop -----------------------------------------------------------------------
+    async def reconcile_only(self, ci: CycleInput) -> None:
+        """Reconcile with the exchange without sending anything (at start, before any step):
+        fills seen, positions adopted or closed; orphan cancels wait for the first cycle.
+        Not when the crashed cycle is being finished at its own time (its write-ahead plan is
+        resumed as planned: nothing can have happened in between)."""
+        pending = await self.store.load_pending(self.side)
+        if pending is not None and pending[0] == ci.snapshot.now_ms:
+            return
+        await self._reconcile(ci)
+
+    async def cancel_entries(self, snap: Snapshot, reason: str) -> list[Outcome]:
+        """Cancel this side's resting entry and averaging orders that are ours (a clean stop)."""
+        actions: list[Action] = []
+        for o in snap.orders_of(self.side):
+            if o.reduce_only or o.client_order_id is None:
+                continue
+            known = await self.store.order_purpose(o.client_order_id)
+            if known is not None and known[0] == self.side and known[1] in ("entry", "add"):
+                actions.append(Cancel(o, known[1], reason))
+        outcomes = await self.executor.run(actions, snap.now_ms) if actions else []
+        for o in outcomes:
+            if o.ok:
+                ladder = self.state.ladders.get(o.action.order.symbol)  # type: ignore[union-attr]
+                if ladder is not None and o.action.order.client_order_id in ladder.client_ids:  # type: ignore[union-attr]
+                    ladder.client_ids.remove(o.action.order.client_order_id)  # type: ignore[union-attr]
+        return outcomes
 
     # -- reconciliation ---------------------------------------------------------------------
     async def _reconcile(self, ci: CycleInput) -> list[Action]:
@@ -212,25 +483,14 @@ class ProfileRunner:
             market = ci.markets.get(symbol)
             if market is None:
                 continue
-            meta = st.positions.get(symbol)
-            value = notional(pos.contracts, pos.entry_price, market)
-            if meta is None:
-                # A position from our ladder opened after the ladder went out: its fills (and
-                # fees) are found from then on. One we did not open counts from now.
-                ladder = st.ladders.get(symbol)
-                # Size the adaptive exit mode against what the ladder meant to buy: rungs that
-                # fill on different polls are one entry, not an average-down.
-                initial = max(value, ladder.planned_notional) if ladder and ladder.purpose == "entry" else value
-                meta = PositionMeta(symbol, self.side, ladder.created_ms if ladder else now, initial,
-                                    planned_notional=ladder.planned_notional if ladder else value,
-                                    adopted=ladder is None)
-                st.positions[symbol] = meta
-                if ladder is None:
-                    await self._repair(now, symbol, "position without state",
-                                       "adopted; stop from the fixed distance, ladder re-planned")
+            meta = self._adopt(ci, symbol, pos)
+            if symbol in self._adopted:
+                self._adopted.discard(symbol)
+                await self._repair(now, symbol, "position without state",
+                                   "adopted; stop from the fixed distance, ladder re-planned")
             meta.contracts, meta.entry_price = pos.contracts, pos.entry_price
         # state without position: the position was closed (stop, exits, liquidation, by hand)
-        for symbol, meta in list(st.positions.items()):
+        for symbol, meta in sorted(st.positions.items()):  # (sorted: the same order after a restart)
             if snap.position(symbol, self.side) is None:
                 await self._closed(ci, meta)
                 del st.positions[symbol]
@@ -351,7 +611,7 @@ class ProfileRunner:
             return {"runner": "runner_take_profit", "time": "time_exit"}.get(
                 tag, "breakeven" if tag.startswith("be") else "take_profit")
         if purpose == "close":
-            for reason in ("stop_breached", "runner", "dust", "tiny", "urgent_time_exit"):
+            for reason in ("stop_breached", "runner", "dust", "tiny", "urgent_time_exit", "unprotected"):
                 if f":{reason}:" in key:
                     return {"runner": "runner_trailing", "tiny": "tiny_entry"}.get(reason, reason)
         return purpose
@@ -384,11 +644,14 @@ class ProfileRunner:
         ctx = ci.entry_context(
             now_ms=now, held=frozenset(held), reserved_by_other=frozenset(ci.claimed),
             cooldown_until=dict(st.cooldown_until), recent_ladders_ms=tuple(st.ladder_times),
-            unhealthy_positions=unhealthy, entries_paused=not (ci.entries_enabled and ci.overlay.entries_allowed),
+            unhealthy_positions=unhealthy,
+            entries_paused=not (ci.entries_enabled and ci.overlay.entries_allowed) or bool(ci.risk_blocked),
             allowed_symbols=frozenset(self.symbols))
         selection = ci.select(decisions, ctx, self.p)
         self.bus.publish(Decisions(now, self.side, tuple(selection.decisions), selection.chosen_symbols))
         self.last_decisions = {d.symbol: d for d in selection.decisions}
+        if ci.risk_blocked:
+            return [], (), Decimal(0)  # a position lacks its stop: no new risk on either side
         actions: list[Action] = []
         chosen: list[str] = []
         extra_margin = Decimal(0)
@@ -456,7 +719,7 @@ class ProfileRunner:
         each add's margin is counted for the next, so the caps see the whole cycle."""
         snap, st, now = ci.snapshot, self.state, ci.snapshot.now_ms
         actions: list[Action] = []
-        if not (ci.entries_enabled and self.p.ema_averaging_enabled):
+        if ci.risk_blocked or not (ci.entries_enabled and self.p.ema_averaging_enabled):
             return actions
         for symbol, pos in sorted(snap.positions.items()):
             if pos.side != self.side or symbol in st.ladders or symbol in ci.averaging_blocked:
@@ -558,6 +821,15 @@ class ProfileRunner:
         stops = tuple(StopView(o.symbol, o.client_order_id, o.trigger_price, o.amount, o.side, o.ts_ms or 0)
                       for o in snap.orders_of(self.side) if o.kind == "stop_loss")
         self.bus.publish(Stops(ci.snapshot.now_ms, self.side, stops))
+
+
+def _protects(o: Outcome) -> bool:
+    """The outcome left its position protected: a resting stop, or a close that filled."""
+    if not o.ok or o.order is None:
+        return False
+    if isinstance(o.action, CloseMarket):
+        return o.order.filled >= o.action.amount
+    return isinstance(o.action, PlaceStop) and o.order.is_open
 
 
 def _gate_passed(decision: Any, name: str) -> bool:

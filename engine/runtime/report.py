@@ -1,8 +1,14 @@
-"""Terminal output for a replay: a progress bar while it runs and a summary when it ends."""
+"""A replay's results: a progress bar while it runs, then the report (rich tables) in the
+terminal and in the run folder (``replay_report.json`` to compare runs, ``replay_report.txt``
+as printed), and a side-by-side comparison of two runs (``crot replay compare A B``)."""
 
 from __future__ import annotations
 
+import io
+import json
+import math
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import Any
 
 from rich.console import Console
@@ -12,6 +18,11 @@ from rich.table import Table
 from engine.settings import Settings
 
 from .replay import ReplaySummary, run_replay
+from .replay_data import ReplayDataError
+from .replay_metrics import report_dict
+
+REPORT_JSON = "replay_report.json"
+REPORT_TXT = "replay_report.txt"
 
 
 async def replay_with_progress(settings: Settings, *, quiet: bool = False, **kw: Any) -> ReplaySummary:
@@ -40,8 +51,23 @@ def print_replay_summary(s: ReplaySummary, console: Console | None = None) -> No
     t.add_row("equity", f"{s.start_equity:.2f} -> {s.end_equity:.2f}")
     pct = float(s.pnl / s.start_equity * 100) if s.start_equity else 0.0
     t.add_row("PnL", f"{s.pnl:+.2f} ({pct:+.2f}%)")
-    t.add_row("max drawdown", f"{s.max_drawdown * 100:.2f}%")
+    dd = f"{s.max_drawdown * 100:.2f}%"
+    if s.drawdown_peak_ms is not None and s.drawdown_trough_ms is not None and s.max_drawdown > 0:
+        dd += f" (peak {_day(s.drawdown_peak_ms)} -> trough {_day(s.drawdown_trough_ms)} UTC)"
+    t.add_row("max drawdown", dd)
+    rep = report_dict(s)
+    o = rep["overall"]
+    t.add_row("win rate / avg duration", f"{_pct(o['win_rate'])} / {_num(o['avg_duration_h'], 1)} h")
+    t.add_row("profit factor / expectancy", f"{_num(o['profit_factor'])} / {_num(o['expectancy'], 4)} per trade "
+              f"({_num(o['expectancy_pct_of_equity'], 3)}% of equity)")
+    t.add_row("Sharpe / Sortino", f"{_num(o['sharpe'])} / {_num(o['sortino'])} (daily equity returns, x sqrt(365))")
     t.add_row("fees", f"{s.fees:.4f}")
+    t.add_row("funding", f"{s.funding:+.4f} ({s.funding_events} settlements; in the PnL, negative = paid)")
+    for k, v in s.inputs.items():
+        t.add_row(k, v)
+    if s.data_settings:
+        t.add_row("data settings", ", ".join(f"{k}={v}" for k, v in s.data_settings.items())
+                  + " (from the data folder's replay.env; set them in .env to change)")
     console.print(t)
     if s.rejections:
         r = Table(title="Entry rejections by first failing gate (symbol x candle)")
@@ -50,3 +76,113 @@ def print_replay_summary(s: ReplaySummary, console: Console | None = None) -> No
         for name, count in s.rejections.items():
             r.add_row(name, str(count))
         console.print(r)
+    for title, key, label in (("Per pair", "per_pair", "pair"), ("Per exit reason", "per_exit_reason", "exit"),
+                              ("Per side", "per_side", "side")):
+        if rep[key]:
+            console.print(_stats_table(title, label, rep[key]))
+
+
+def _num(v: Any, digits: int = 2) -> str:
+    if v is None:
+        return "-"
+    if isinstance(v, str):
+        return v
+    f = float(v)
+    return "-" if math.isnan(f) else ("inf" if math.isinf(f) else f"{f:.{digits}f}")
+
+
+def _pct(v: Any) -> str:
+    return "-" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{float(v) * 100:.1f}%"
+
+
+def _stats_table(title: str, label: str, groups: dict[str, dict[str, Any]]) -> Table:
+    t = Table(title=title, caption="PF: profit factor; exp: expectancy (mean PnL per trade); h: average hours held")
+    t.add_column(label, no_wrap=True)
+    for c in ("trades", "win", "PnL", "fees", "PF", "exp", "h"):
+        t.add_column(c, justify="right")
+    for k, g in groups.items():
+        t.add_row(k.removesuffix("/USDT:USDT"), str(g["trades"]), _pct(g["win_rate"]), _num(g["pnl"], 4), _num(g["fees"], 4),
+                  _num(g["profit_factor"]), _num(g["expectancy"], 4), _num(g["avg_duration_h"], 1))
+    return t
+
+
+def write_replay_report(s: ReplaySummary, out_dir: str | Path) -> Path:
+    """``replay_report.json`` and ``replay_report.txt`` (the terminal report) in ``out_dir``."""
+    from engine.settings.envfile import atomic_write_text
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(out / REPORT_JSON, json.dumps(report_dict(s), indent=1, sort_keys=True) + "\n", mode=0o644)
+    console = Console(record=True, width=110, file=io.StringIO())
+    print_replay_summary(s, console)
+    atomic_write_text(out / REPORT_TXT, console.export_text(), mode=0o644)
+    return out / REPORT_JSON
+
+
+def load_report(run: str | Path) -> dict[str, Any]:
+    p = Path(run)
+    p = p / REPORT_JSON if p.is_dir() else p
+    try:
+        return json.loads(p.read_text())
+    except FileNotFoundError:
+        raise ReplayDataError(f"{run}: no {REPORT_JSON} (a run folder written by crot replay without --no-record)") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ReplayDataError(f"{p}: not a replay report ({exc})") from None
+
+
+_COMPARE = [("period", None), ("candles", "candles"), ("trades", "trades"), ("win rate", "win_rate"),
+            ("PnL", "pnl"), ("PnL %", "pnl_pct"), ("profit factor", "profit_factor"), ("expectancy", "expectancy"),
+            ("avg hours", "avg_duration_h"), ("Sharpe", "sharpe"), ("Sortino", "sortino"),
+            ("max drawdown %", "max_drawdown_pct"), ("fees", "trade_fees"), ("funding", "funding")]
+
+
+def print_comparison(run_a: str | Path, run_b: str | Path, console: Console | None = None) -> None:
+    """Two runs side by side, with B - A where both are numbers."""
+    a, b = load_report(run_a), load_report(run_b)
+    console = console or Console()
+    t = Table(title="Replay comparison")
+    t.add_column("")
+    t.add_column(f"A: {Path(run_a).name}", justify="right")
+    t.add_column(f"B: {Path(run_b).name}", justify="right")
+    t.add_column("B - A", justify="right")
+    for label, key in _COMPARE:
+        if key is None:
+            pa = f"{_day(a['overall']['start_ms'])} .. {_day(a['overall']['end_ms'])}"
+            pb = f"{_day(b['overall']['start_ms'])} .. {_day(b['overall']['end_ms'])}"
+            t.add_row(label, pa, pb, "")
+            continue
+        va, vb = a["overall"].get(key), b["overall"].get(key)
+        digits = 4 if key in ("pnl", "expectancy", "trade_fees", "funding") else 2
+
+        def fmt(v: Any) -> str:
+            if key == "win_rate":
+                return _pct(v)
+            return str(v) if isinstance(v, int) else _num(v, digits)
+
+        diff = ""
+        if isinstance(va, int) and isinstance(vb, int):
+            diff = f"{vb - va:+d}"
+        elif isinstance(va, (int, float)) and isinstance(vb, (int, float)):
+            d = vb - va
+            diff = (f"{d * 100:+.1f} pts" if key == "win_rate" else
+                    ("-" if math.isnan(d) else f"{d:+.{digits}f}"))
+        t.add_row(label, fmt(va), fmt(vb), diff)
+    console.print(t)
+    gates = sorted(set(a["rejections"]) | set(b["rejections"]), key=lambda g: -(b["rejections"].get(g, 0) + a["rejections"].get(g, 0)))
+    if gates:
+        r = Table(title="Rejections by first failing gate")
+        for c in ("gate", "A", "B", "B - A"):
+            r.add_column(c, justify="left" if c == "gate" else "right")
+        for g in gates:
+            x, y = a["rejections"].get(g, 0), b["rejections"].get(g, 0)
+            r.add_row(g, str(x), str(y), f"{y - x:+d}")
+        console.print(r)
+    pairs = sorted(set(a["per_pair"]) | set(b["per_pair"]))
+    if pairs:
+        p = Table(title="PnL per pair")
+        for c in ("pair", "A trades", "A PnL", "B trades", "B PnL"):
+            p.add_column(c, justify="left" if c == "pair" else "right")
+        for k in pairs:
+            ga, gb = a["per_pair"].get(k, {}), b["per_pair"].get(k, {})
+            p.add_row(k, str(ga.get("trades", 0)), _num(ga.get("pnl"), 4), str(gb.get("trades", 0)), _num(gb.get("pnl"), 4))
+        console.print(p)

@@ -21,11 +21,13 @@ _KEY_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 class EnvSyntaxError(ValueError):
     """A line that is neither blank, a comment, nor KEY=VALUE."""
 
-    def __init__(self, line_no: int, text: str, reason: str):
+    def __init__(self, line_no: int, text: str, reason: str, key: str | None = None):
         self.line_no = line_no
         self.text = text
         self.reason = reason
-        super().__init__(f"line {line_no}: {reason}: {text.strip()[:60]!r}")
+        self.key = key
+        shown = f": {text.strip()[:60]!r}" if text.strip() else ""
+        super().__init__(f"line {line_no}: {key + ': ' if key else ''}{reason}{shown}")
 
 
 @dataclass(frozen=True)
@@ -88,9 +90,41 @@ def parse_lines(lines: list[str]) -> tuple[list[Assignment], list[EnvSyntaxError
     return out, errors
 
 
+def split_lines(text: str) -> list[str]:
+    """Lines as a shell or a text editor counts them: split at '\n' only (a trailing '\r' is
+    dropped). `str.splitlines` also splits at form feeds, U+2028 and other separators, which
+    would cut a value in two and shift every line number reported after it."""
+    lines = text.split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
+    return [ln[:-1] if ln.endswith("\r") else ln for ln in lines]
+
+
+def decode_env_bytes(data: bytes) -> str:
+    """UTF-8 text of a `.env` file, without a leading byte-order mark.
+
+    Bytes that are not UTF-8 raise EnvSyntaxError naming the line (and its key, if the line
+    has one) instead of a UnicodeDecodeError traceback."""
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line_no = data.count(b"\n", 0, exc.start) + 1
+        start = data.rfind(b"\n", 0, exc.start) + 1
+        column = len(data[start:exc.start].decode("utf-8", "replace")) + 1
+        line = data[start:].split(b"\n", 1)[0].decode("utf-8", "replace")
+        key = line.partition("=")[0].strip().removeprefix("export ").strip() if "=" in line else ""
+        raise EnvSyntaxError(line_no, "", f"byte 0x{data[exc.start]:02x} at column {column} is not UTF-8 "
+                             "text; save the file as UTF-8",
+                             key if _KEY_RE.match(key) else None) from None
+    return text.removeprefix("\ufeff")
+
+
+def read_env_text(path: str | os.PathLike[str]) -> str:
+    return decode_env_bytes(Path(path).read_bytes())
+
+
 def read_env_file(path: str | os.PathLike[str]) -> tuple[list[Assignment], list[EnvSyntaxError]]:
-    text = Path(path).read_text(encoding="utf-8")
-    return parse_lines(text.splitlines())
+    return parse_lines(split_lines(read_env_text(path)))
 
 
 def format_value(value: str) -> str:
@@ -114,7 +148,7 @@ def update_env_text(text: str, changes: dict[str, str | None]) -> str:
     Only the lines of changed keys are touched. A key set more than once has every line
     rewritten (so the file stays unambiguous); a new key is appended at the end.
     """
-    lines = text.splitlines()
+    lines = split_lines(text)
     trailing_newline = text.endswith("\n") or not text
     assignments, _ = parse_lines(lines)
     by_key: dict[str, list[Assignment]] = {}
@@ -173,5 +207,5 @@ def atomic_write_text(path: str | os.PathLike[str], text: str, mode: int = 0o600
 def update_env_file(path: str | os.PathLike[str], changes: dict[str, str | None]) -> None:
     """Edit `.env` in place (atomic, mode 0600); creates the file if it does not exist."""
     path = Path(path)
-    text = path.read_text(encoding="utf-8") if path.exists() else ""
+    text = read_env_text(path) if path.exists() else ""
     atomic_write_text(path, update_env_text(text, changes))

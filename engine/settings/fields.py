@@ -7,6 +7,7 @@ example file, the docs, the in-app editor) reads them from there.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal, get_args, get_origin
 
@@ -85,6 +86,30 @@ FloatList = float_list()
 WordList = Annotated[tuple[str, ...], BeforeValidator(_lower_list)]
 """Comma-separated words, lower-cased, e.g. `btc,eth,xrp`."""
 Str = Annotated[str, BeforeValidator(_strip)]
+
+_COIN_RE = re.compile(r"[a-z0-9]+")
+
+
+def _check_coins(value: tuple[str, ...]) -> tuple[str, ...]:
+    for i, coin in enumerate(value, start=1):
+        if not _COIN_RE.fullmatch(coin):
+            raise ValueError(f"item {i} ({coin!r}) is not a coin name: letters and digits only, "
+                             "the base coin without a quote (btc, not btc/usdt)")
+    return value
+
+
+CoinList = Annotated[tuple[str, ...], BeforeValidator(_lower_list), AfterValidator(_check_coins)]
+"""Comma-separated coin names (letters and digits), lower-cased, e.g. `btc,eth,xrp`."""
+
+
+def _non_empty_path(value: str) -> str:
+    if not value:
+        raise ValueError("a folder path is needed; remove the line to use the default")
+    return value
+
+
+FolderPath = Annotated[str, BeforeValidator(_strip), AfterValidator(_non_empty_path)]
+"""A folder path that cannot be empty (an empty one would silently mean the working directory)."""
 
 def _must_be_true(value: bool) -> bool:
     if value is not True:

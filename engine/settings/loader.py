@@ -11,6 +11,7 @@ from __future__ import annotations
 import difflib
 import os
 import stat
+import unicodedata
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -18,7 +19,9 @@ from typing import Annotated, Any
 
 from pydantic import ConfigDict, TypeAdapter, ValidationError
 
-from .envfile import Assignment, parse_lines, update_env_text, atomic_write_text
+from .envfile import (
+    Assignment, EnvSyntaxError, atomic_write_text, parse_lines, read_env_text, split_lines, update_env_text,
+)
 from .fields import SettingInfo
 from .model import SIDES, GlobalSettings, ProfileSettings, Settings, Side, by_key
 from .rules import Violation
@@ -59,7 +62,7 @@ def _adapter(base_key: str) -> TypeAdapter[Any]:
 
 def _short_error(exc: ValidationError) -> str:
     err = exc.errors(include_url=False)[0]
-    msg = err["msg"]
+    msg = str(err["msg"]).removeprefix("Value error, ")
     loc = [p for p in err.get("loc", ()) if isinstance(p, int)]
     if loc:
         msg = f"item {loc[0] + 1}: {msg}"
@@ -76,6 +79,9 @@ def validate_value(key: str, raw: str) -> Any:
     if info is None:
         raise ValueError(f"unknown setting {key}")
     raw = raw.strip()
+    bad = _hidden_character(raw)
+    if bad:
+        raise ValueError(f"{bad}; values are one line of plain text: retype it without that character")
     if raw == "" and info.kind not in ("str", "secret", "word-list", "float-list"):
         raise ValueError(f"empty value; expected {info.expected()} "
                          f"(remove the line to use the default {info.default!r})")
@@ -83,6 +89,23 @@ def validate_value(key: str, raw: str) -> Any:
         return _adapter(info.key).validate_python(raw)
     except ValidationError as exc:
         raise ValueError(f"{raw!r} is not valid ({_short_error(exc)}); expected {info.expected()}") from None
+
+
+_CHAR_NAMES = {"\x00": "NUL", "\t": "tab", "\x0b": "vertical tab", "\x0c": "form feed", "\r": "carriage return",
+               "\x1b": "escape", "\x85": "next line", "\u2028": "line separator", "\u2029": "paragraph separator",
+               "\u200b": "zero-width space", "\ufeff": "byte-order mark"}
+
+
+def _hidden_character(raw: str) -> str:
+    """Describe the first control, format or line-separator character in a value (none: '').
+
+    Such characters are invisible in an editor, cut values in two for other tools, and in an
+    API key or a coin list are always a copy-paste accident."""
+    for i, ch in enumerate(raw, start=1):
+        if unicodedata.category(ch) in ("Cc", "Cf", "Zl", "Zp"):
+            name = _CHAR_NAMES.get(ch) or unicodedata.name(ch, "control character").lower()
+            return f"contains an invisible character (U+{ord(ch):04X} {name}) at position {i}"
+    return ""
 
 
 def lookup(key: str) -> SettingInfo | None:
@@ -205,10 +228,20 @@ def load_settings(path: str | os.PathLike[str] | None = ".env", *, missing_ok: b
         if missing_ok:
             return Settings.defaults()
         raise SettingsError([Problem(f"settings file {p} does not exist")], str(p))
-    assignments, syntax = parse_lines(p.read_text(encoding="utf-8").splitlines())
+    assignments, syntax = parse_lines(split_lines(_read(p)))
     if syntax:
-        raise SettingsError([Problem(e.reason, None, e.line_no) for e in syntax], str(p))
+        raise SettingsError([Problem(e.reason, e.key, e.line_no) for e in syntax], str(p))
     return settings_from_assignments(assignments, str(p))
+
+
+def _read(p: Path) -> str:
+    """The file's text; not UTF-8 or unreadable is a SettingsError naming the line."""
+    try:
+        return read_env_text(p)
+    except EnvSyntaxError as e:
+        raise SettingsError([Problem(e.reason, e.key, e.line_no)], str(p)) from None
+    except OSError as exc:
+        raise SettingsError([Problem(f"cannot read the settings file: {exc.strerror or exc}")], str(p)) from None
 
 
 def planned_warnings(settings: Settings) -> list[str]:
@@ -218,6 +251,21 @@ def planned_warnings(settings: Settings) -> list[str]:
         info = lookup(key)
         if info is not None and info.planned:
             out.append(f"{key} is not yet in effect in CROT; its value is validated but ignored")
+    return out
+
+
+def danger_warnings(settings: Settings) -> list[str]:
+    """Legal settings that leave money unprotected: said loudly at `crot config check` and at
+    every start, never silently accepted."""
+    out = []
+    off = [s for s in SIDES if not settings.side(s).hard_stop_loss_enabled]
+    if off:
+        keys = [k for k in ("HARD_STOP_LOSS_ENABLED", "LONG_HARD_STOP_LOSS_ENABLED", "SHORT_HARD_STOP_LOSS_ENABLED")
+                if k in settings.source]
+        where = " and ".join(f"{s} profile" for s in off)
+        out.append(f"DANGER: {'/'.join(keys) or 'HARD_STOP_LOSS_ENABLED'}=false: positions of the {where} "
+                   "get NO stop-loss order on the exchange; if the bot crashes, hangs or loses its connection "
+                   "nothing limits the loss. Remove the line to keep the hard stop on")
     return out
 
 
@@ -237,11 +285,11 @@ def save_settings(path: str | os.PathLike[str], changes: dict[str, str | None]) 
     atomically (mode 0600). `None` removes a key (back to its default). Nothing is written when
     the result would not load."""
     p = Path(path)
-    old = p.read_text(encoding="utf-8") if p.exists() else ""
+    old = _read(p) if p.exists() else ""
     new = update_env_text(old, changes)
-    assignments, syntax = parse_lines(new.splitlines())
+    assignments, syntax = parse_lines(split_lines(new))
     if syntax:
-        raise SettingsError([Problem(e.reason, None, e.line_no) for e in syntax], str(p))
+        raise SettingsError([Problem(e.reason, e.key, e.line_no) for e in syntax], str(p))
     settings = settings_from_assignments(assignments, str(p))
     atomic_write_text(p, new)
     return settings

@@ -10,8 +10,10 @@ the order's deterministic client id.
 from __future__ import annotations
 
 import json
+import sqlite3
 from dataclasses import asdict, dataclass, field
 from decimal import Decimal
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -138,19 +140,100 @@ def state_from_json(text: str) -> ProfileState:
         last_cycle_ms=int(d["last_cycle_ms"]))
 
 
+APPLICATION_ID = 0x43524F54  # "CROT" in the SQLite header: marks a file as a CROT state database
+_CORE_TABLES = ("positions", "orders")  # a state file made before the mark has at least these
+
+
+class StateFileError(RuntimeError):
+    """The state file cannot be used: not SQLite, damaged, locked, or another program's
+    database. The message is one line naming the file and what to do."""
+
+
+@cache
+def _schema_columns() -> dict[str, set[str]]:
+    """Columns of every table in SCHEMA (read from SQLite itself, so a new table is known)."""
+    mem = sqlite3.connect(":memory:")
+    try:
+        mem.executescript(SCHEMA)
+        tables = [r[0] for r in mem.execute("SELECT name FROM sqlite_master WHERE type='table'"
+                                            " AND name NOT LIKE 'sqlite_%'")]
+        return {t: {r[1] for r in mem.execute(f"PRAGMA table_info({t})")} for t in tables}
+    finally:
+        mem.close()
+
+
+async def _check_ours(db: aiosqlite.Connection, path: str) -> None:
+    """Refuse a file that is not (or no longer) a CROT state database; mark a new one."""
+    async with db.execute("PRAGMA quick_check") as cur:
+        verdict = [r[0] for r in await cur.fetchall()]
+    if verdict != ["ok"]:
+        raise StateFileError(f"state file {path} is damaged (SQLite: {verdict[0] if verdict else '?'}); "
+                             "move it away to start with an empty state")
+    async with db.execute("PRAGMA application_id") as cur:
+        app_id = int((await cur.fetchone())[0])
+    async with db.execute("SELECT name FROM sqlite_master WHERE type='table' AND name NOT LIKE 'sqlite_%'") as cur:
+        tables = {r[0] for r in await cur.fetchall()}
+    foreign = f"state file {path} is not a CROT state database"
+    if app_id not in (0, APPLICATION_ID):
+        raise StateFileError(f"{foreign} (application id {app_id:#x}); point DATA_DIR or --db elsewhere")
+    expected = _schema_columns()
+    if app_id == 0 and tables and not set(_CORE_TABLES) <= tables:
+        shown = ", ".join(sorted(tables)[:5])
+        raise StateFileError(f"{foreign} (it holds other tables: {shown}); point DATA_DIR or --db elsewhere")
+    for table in sorted(tables & set(expected)):
+        async with db.execute(f"PRAGMA table_info({table})") as cur:
+            have = {r[1] for r in await cur.fetchall()}
+        missing = expected[table] - have
+        if missing:
+            raise StateFileError(f"{foreign} or was made by an incompatible version (table {table} lacks "
+                                 f"{', '.join(sorted(missing))}); point DATA_DIR or --db elsewhere")
+    if app_id == 0:
+        await db.execute(f"PRAGMA application_id={APPLICATION_ID}")
+
+
+async def _close_quietly(db: aiosqlite.Connection) -> None:
+    """Close a connection whose setup failed; its worker thread must end even then."""
+    try:
+        await db.close()
+    except BaseException:
+        db.stop()  # close() failed half-way: make sure the worker thread still ends
+
+
 class StateStore:
     def __init__(self, db: aiosqlite.Connection):
         self.db = db
 
     @classmethod
     async def open(cls, path: str | Path) -> "StateStore":
-        if str(path) != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
-        db = await aiosqlite.connect(str(path), isolation_level=None)
-        await db.execute("PRAGMA journal_mode=WAL")
-        await db.execute("PRAGMA synchronous=NORMAL")
-        await db.execute("PRAGMA busy_timeout=5000")
-        await db.executescript(SCHEMA)
+        """Open (or create) the state database. A file that cannot be used raises
+        StateFileError at once, and the connection's worker thread is stopped."""
+        shown = str(path)
+        if shown != ":memory:":
+            try:
+                Path(path).parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise StateFileError(f"cannot create the folder of state file {shown}: {exc.strerror}") from None
+        try:
+            db = await aiosqlite.connect(shown, isolation_level=None)
+        except (sqlite3.Error, OSError) as exc:
+            raise StateFileError(f"cannot open state file {shown}: {exc}") from None
+        try:
+            await db.execute("PRAGMA busy_timeout=5000")
+            await _check_ours(db, shown)
+            await db.execute("PRAGMA journal_mode=WAL")
+            await db.execute("PRAGMA synchronous=NORMAL")
+            await db.executescript(SCHEMA)
+        except BaseException as exc:
+            await _close_quietly(db)
+            if isinstance(exc, StateFileError):
+                raise
+            if isinstance(exc, sqlite3.OperationalError) and "locked" in str(exc):
+                raise StateFileError(f"state file {shown} is locked by another program; "
+                                     "stop it first") from None
+            if isinstance(exc, sqlite3.Error):
+                raise StateFileError(f"state file {shown} is not a usable SQLite database ({exc}); "
+                                     "move it away to start with an empty state") from None
+            raise
         return cls(db)
 
     async def close(self) -> None:

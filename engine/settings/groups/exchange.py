@@ -32,12 +32,12 @@ class ExchangeGlobalSettings(BaseModel):
     )
     set_position_mode_on_start: bool = setting(
         True,
-        "At live start switch the HTX account to one-way position mode if it is in hedge mode (HTX refuses while orders or positions exist); off = refuse to start in hedge mode.",
+        "At live start switch HTX from hedge to one-way position mode (refused by HTX while orders or positions exist); off = refuse to start in hedge mode.",
         group="exchange", scope="global",
     )
     set_leverage_on_start: bool = setting(
         False,
-        "At live start apply ACCOUNT_LEVERAGE (or LEVERAGE when it is 0) to each traded contract on HTX; off = never change live leverage (a differing ACCOUNT_LEVERAGE then refuses to start).",
+        "At live start set ACCOUNT_LEVERAGE (LEVERAGE if 0) on each traded HTX contract; off = never change it (a differing ACCOUNT_LEVERAGE refuses to start).",
         group="exchange", scope="global",
     )
     contract_hostnames: WordList = setting(
@@ -57,7 +57,7 @@ class ExchangeGlobalSettings(BaseModel):
     )
     stop_trigger_price_type: Literal["last", "mark"] = setting(
         'last',
-        "Price that fires the exchange-side stop-loss on HTX (v5 sl_trigger_price_type): last trade price (HTX's default) or mark price; one of: last, mark.",
+        "Price that fires the exchange-side stop on HTX (sl_trigger_price_type): last trade (HTX default) or mark; one of: last, mark.",
         group="exchange", scope="global",
     )
     margin_mode: Literal["cross"] = setting(

@@ -235,6 +235,11 @@ class ExitsSettings(BaseModel):
         "Adverse move from entry at which a position with no stop on the exchange is closed at market.",
         group="exits", unit="fraction of price", ge=0, le=1,
     )
+    hard_stop_unprotected_close_after_sec: float = setting(
+        60.0,
+        "A position whose stop cannot be placed this long (retried with backoff meanwhile) is closed reduce-only at market.",
+        group="exits", unit="seconds", ge=0,
+    )
     hard_stop_loss_atr_enabled: bool = setting(
         True,
         "Widen the hard stop to ATR rate x multiplier when that is larger, capped by the ATR max.",

@@ -4,7 +4,7 @@ from typing import Literal  # noqa: F401
 
 from pydantic import BaseModel, SecretStr  # noqa: F401
 
-from ..fields import ProfileList, Str, Timeframe, WordList, float_list, setting  # noqa: F401
+from ..fields import CoinList, ProfileList, Str, Timeframe, WordList, float_list, setting  # noqa: F401
 
 
 class MacroSettings(BaseModel):
@@ -15,7 +15,7 @@ class MacroSettings(BaseModel):
         "Enable the gold (XAUT) vs BTC RSI macro overlay that adjusts budgets, ladders and exits.",
         group="macro",
     )
-    gold_coins: WordList = setting(
+    gold_coins: CoinList = setting(
         ('xaut',),
         "Comma list of gold-proxy coins to use as macro input (first found is used); never traded.",
         group="macro",

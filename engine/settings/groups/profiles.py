@@ -4,7 +4,7 @@ from typing import Literal  # noqa: F401
 
 from pydantic import BaseModel, SecretStr  # noqa: F401
 
-from ..fields import ProfileList, Str, Timeframe, WordList, float_list, setting  # noqa: F401
+from ..fields import CoinList, ProfileList, Str, Timeframe, WordList, float_list, setting  # noqa: F401
 
 
 class ProfilesGlobalSettings(BaseModel):
@@ -15,12 +15,12 @@ class ProfilesGlobalSettings(BaseModel):
         "Comma list of sides to run in one process; each one of: long, short.",
         group="profiles", scope="global",
     )
-    coins: WordList = setting(
+    coins: CoinList = setting(
         (),
         "Comma list of coins to trade, e.g. btc,eth,xrp; empty = none.",
         group="profiles", scope="global",
     )
-    coins_2: WordList = setting(
+    coins_2: CoinList = setting(
         (),
         "Optional comma list of coins traded through the second account (HTX_API_KEY_2).",
         group="profiles", planned=True, scope="global",

@@ -4,7 +4,7 @@ from typing import Literal  # noqa: F401
 
 from pydantic import BaseModel, SecretStr  # noqa: F401
 
-from ..fields import AlwaysOn, ProfileList, Str, Timeframe, WordList, float_list, setting  # noqa: F401
+from ..fields import AlwaysOn, FolderPath, ProfileList, Str, Timeframe, WordList, float_list, setting  # noqa: F401
 
 
 class RuntimeSettings(BaseModel):
@@ -25,7 +25,7 @@ class RuntimeSettings(BaseModel):
 class RuntimeGlobalSettings(BaseModel):
     """Process-wide `runtime` settings."""
 
-    data_dir: Str = setting(
+    data_dir: FolderPath = setting(
         "data",
         "Folder for the state database, audit files and logs (relative to the working directory).",
         group="runtime", scope="global",
