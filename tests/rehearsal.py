@@ -138,7 +138,7 @@ class _Pacer(asyncio.Event):
             if p.symbol not in before and p.symbol not in self.first_fill:
                 fills = [f for f in await self.venue.sim.fetch_fills([p.symbol], 0) if f.id not in self.seen_fill_ids]
                 self.seen_fill_ids |= {f.id for f in fills}
-                self.first_fill[p.symbol] = min((f.ts_ms for f in fills), default=self.venue.now_ms)
+                self.first_fill[p.symbol] = max((f.ts_ms for f in fills), default=self.venue.now_ms)  # this position's fill
         if self.venue.now_ms >= self.end_ms:
             self.set()
         return True
