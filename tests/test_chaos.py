@@ -81,7 +81,14 @@ async def test_the_step_checker_sees_a_stop_cancelled_before_its_replacement():
     old3 = (await sim2.fetch_open_orders())[0]
     await c2.cancel_order(old3)
     await c2.place_reduce_only_limit(SYM, "long", Decimal(5), Decimal(105), 3)  # not a protection
-    assert c2.violations and "did not protect" in c2.violations[0]
+    assert c2.violations and "not one that protects" in c2.violations[0]
+    # a replacement that fails may be followed by a restore; still naked at the step's end: caught
+    sim3 = _sim(reserve=True)
+    c3 = StepChecker(sim3, sim3, reserve=True, bound_ms=360_000)
+    await c3.cancel_order(await c3.place_stop_loss(SYM, "long", Decimal(10), Decimal(98), 1))
+    assert c3.violations == []
+    c3.end_of_step()
+    assert c3.violations and "end of the step" in c3.violations[0]
 
 
 async def test_the_step_checker_bounds_the_time_without_a_stop():

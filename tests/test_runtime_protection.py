@@ -381,3 +381,102 @@ async def test_an_emergency_close_cancels_the_stop_only_after_the_position_is_go
         # the close failed: the old stop is still resting, the position is not naked
         assert positions and [s.client_order_id for s in stops] == [stop[0].client_order_id]
     await store.close()
+
+
+# -- the stop follows the position; its replacement goes out before the old one is cancelled -----
+
+async def _runner_on(ex, symbols=(A,)):
+    settings = Settings.defaults()
+    store = await StateStore.open(":memory:")
+    runner = ProfileRunner("long", settings.side("long"), ex, store, EventBus(), list(symbols), settings.glob)
+
+    async def cycle(now):
+        snap = await read_snapshot(ex, list(symbols), now)
+        ci = CycleInput(snap, {s: market(s) for s in symbols}, {}, {s: MarketContext() for s in symbols},
+                        None, None, set(), new_candle=False)
+        return await runner.cycle(ci)
+
+    return runner, store, cycle
+
+
+async def _stops(sim, symbol=A):
+    return [o for o in await sim.fetch_open_orders() if o.kind == "stop_loss" and o.symbol == symbol]
+
+
+async def test_the_stop_is_resized_when_the_position_grows():
+    sim = new_sim()
+    _, store, cycle = await _runner_on(sim)
+    sim._positions[A] = _SimPosition(Dec(10), Dec(100))
+    await cycle(T0)
+    assert [s.amount for s in await _stops(sim)] == [Dec(10)]
+    sim._positions[A] = _SimPosition(Dec(15), Dec(100))  # an averaging rung filled at the same price
+    await cycle(T0 + 3_001)
+    assert [s.amount for s in await _stops(sim)] == [Dec(15)]
+    await store.close()
+
+
+async def test_the_trigger_is_recomputed_from_the_new_entry_after_averaging():
+    from engine.exits.hard_stop import stop_distance, stop_trigger
+
+    sim = new_sim()
+    _, store, cycle = await _runner_on(sim)
+    p = Settings.defaults().side("long")
+    sim._positions[A] = _SimPosition(Dec(10), Dec(100))
+    await cycle(T0)
+    first = stop_trigger("long", Dec(100), stop_distance(p, None), market(A))
+    assert [s.trigger_price for s in await _stops(sim)] == [first]
+    sim._positions[A] = _SimPosition(Dec(10), Dec(103))  # the entry moved (averaged)
+    sim.set_price(A, "103", T0 + 3_001)
+    await cycle(T0 + 3_001)
+    want = stop_trigger("long", Dec(103), stop_distance(p, None), market(A))
+    assert want != first
+    assert [s.trigger_price for s in await _stops(sim)] == [want]
+    await store.close()
+
+
+async def test_a_moved_stop_is_never_cancelled_before_its_replacement_rests():
+    from engine.runtime.chaos import StepChecker
+
+    sim = new_sim()
+    checker = StepChecker(sim, sim, reserve=False, bound_ms=360_000)
+    _, store, cycle = await _runner_on(checker)
+    sim._positions[A] = _SimPosition(Dec(10), Dec(100))
+    await cycle(T0)
+    old = await _stops(sim)
+    sim._positions[A] = _SimPosition(Dec(10), Dec(103))  # the entry moved: the trigger follows
+    sim.set_price(A, "103", T0 + 3_001)
+    await cycle(T0 + 3_001)
+    new = await _stops(sim)
+    assert len(new) == 1 and new[0].trigger_price > old[0].trigger_price
+    assert checker.calls >= 4 and checker.violations == []
+    sim._positions[A] = _SimPosition(Dec(14), Dec(103))  # and it grows: resized the same way
+    await cycle(T0 + 6_007)
+    assert [s.amount for s in await _stops(sim)] == [Dec(14)]
+    assert checker.violations == []
+    await store.close()
+
+
+class TimesOutOn:
+    """Stops on one symbol time out after the retries (a transient failure reaching the engine)."""
+
+    def __init__(self, sim, symbol):
+        self.sim, self.symbol = sim, symbol
+
+    def __getattr__(self, name):
+        return getattr(self.sim, name)
+
+    async def place_stop_loss(self, symbol, position_side, amount, trigger, cid):
+        if symbol == self.symbol:
+            raise E.ExchangeTimeout("stop timed out", venue="sim")
+        return await self.sim.place_stop_loss(symbol, position_side, amount, trigger, cid)
+
+
+async def test_a_timeout_on_one_stop_does_not_skip_the_stops_after_it():
+    sim = new_sim()
+    _, store, cycle = await _runner_on(TimesOutOn(sim, A), symbols=(A, C))
+    sim._positions[A] = _SimPosition(Dec(10), Dec(100))
+    sim._positions[C] = _SimPosition(Dec(100), Dec(2))
+    await cycle(T0)  # A's stop (first in order) times out; C's stop must still go out
+    assert await _stops(sim, A) == []
+    assert [s.amount for s in await _stops(sim, C)] == [Dec(100)]
+    await store.close()

@@ -11,7 +11,8 @@ What is checked, and where:
 
 - after EVERY order call the engine makes (`StepChecker`, the layer the engine talks to): a
   stop is never cancelled while it is the only protection of a position that stays open (on a
-  reserving venue: unless the very next order call protects or closes the position); no two
+  reserving venue: unless only stop placements and closes follow until the position is
+  protected or closed again, within the same step); no two
   identical orders rest at once; no coin has entry orders of both sides; close orders never
   exceed the position; a position without a covering stop is tolerated only for the bounded
   close-out time (HARD_STOP_UNPROTECTED_CLOSE_AFTER_SEC) plus two steps (the close-out step
@@ -153,8 +154,8 @@ class StepChecker(_Passthrough):
     """The layer the engine talks to: the account is checked after every order call.
 
     `reserve`: the venue reserves the closeable amount for stops, so replacing a stop or
-    closing at market may need the old stop cancelled first; then the very next order call
-    must protect or close the position. `bound_ms`: how long a position may go without a
+    closing at market may need the old stop cancelled first; then only stop placements and
+    closes may follow until the position is protected or closed, within the same step. `bound_ms`: how long a position may go without a
     covering stop (the close-out time plus one step)."""
 
     def __init__(self, inner: Any, sim: SimulatedExchange, *, reserve: bool, bound_ms: int):
@@ -211,8 +212,9 @@ class StepChecker(_Passthrough):
         for symbol, why in list(self.must_cover.items()):
             if cover.get(symbol, True):
                 del self.must_cover[symbol]
-            elif not item.startswith("cancel_"):
-                self._violation(f"{symbol}: {why}, and the next order call ({item}) did not protect or close it")
+            elif not item.startswith(("cancel_", "place_stop_loss", "close_reduce_only_market")):
+                self._violation(f"{symbol}: {why}, and the next order call ({item}) was not one that protects "
+                                f"or closes it")
                 del self.must_cover[symbol]
         if item.startswith("cancel_"):
             for symbol, was in before.items():
@@ -260,6 +262,10 @@ class StepChecker(_Passthrough):
         now = self.sim.now_ms
         cover = self.covered()
         naked = [s for s, ok in cover.items() if not ok]
+        for symbol, why in list(self.must_cover.items()):
+            if symbol in naked:
+                self._violation(f"{symbol}: {why}, and it was still without a stop at the end of the step")
+            del self.must_cover[symbol]
         if not running:
             for s in naked:
                 self.since[s] = now

@@ -15,6 +15,7 @@ from decimal import Decimal
 from typing import Any
 
 from engine.exchange.base import Exchange, ReferenceFeed
+from engine.exchange.errors import redact
 from engine.macro import MacroSymbols, MacroTracker
 from engine.exchange.precision import D
 from engine.exchange.types import Market
@@ -187,8 +188,9 @@ class Engine(EngineCommands):
 
         def failed(where: str, exc: Exception, profile: str = "") -> None:
             errors.append(exc)
-            log.error("step %s: %s: %s", where, type(exc).__name__, exc)
-            self.bus.publish(ErrorEvent(now_ms, where, f"{type(exc).__name__}: {exc}", profile=profile))
+            text = redact(exc)
+            log.error("step %s: %s: %s", where, type(exc).__name__, text)
+            self.bus.publish(ErrorEvent(now_ms, where, f"{type(exc).__name__}: {text}", profile=profile))
 
         try:
             self._feed_macro(new_candles)

@@ -242,9 +242,23 @@ class EventBus:
         self.dropped = 0
 
     def subscribe(self, handler: Handler) -> Callable[[], None]:
-        """A synchronous handler, called in publish order. Returns an unsubscribe function."""
+        """A synchronous handler, called in publish order. Returns an unsubscribe function.
+
+        A handler with a `durable_flush()` method (the audit trail) is a durable record: the
+        engine calls it (in a worker thread; it must be thread-safe) before it saves state
+        that would make the events it got so far impossible to produce again (fills)."""
         self._handlers.append(handler)
         return lambda: self._handlers.remove(handler) if handler in self._handlers else None
+
+    async def flush_durable(self) -> None:
+        """Make what the durable subscribers got so far reach their storage."""
+        for handler in list(self._handlers):
+            flush = getattr(handler, "durable_flush", None)
+            if callable(flush):
+                try:
+                    await asyncio.to_thread(flush)
+                except Exception:  # a failing record must never stop trading
+                    log.exception("durable flush failed")
 
     def queue(self, maxsize: int = 1000) -> asyncio.Queue[Event]:
         """A bounded queue for an async reader; when full, the oldest event is dropped."""

@@ -15,6 +15,7 @@ from decimal import Decimal
 
 from engine.exchange import errors as E
 from engine.exchange.base import Exchange
+from engine.exchange.client_ids import client_order_id
 from engine.exchange.types import Order, closing_side
 from engine.store.state import StateStore
 
@@ -162,10 +163,21 @@ class Executor:
                 order = await self.exchange.place_stop_loss(
                     a.symbol, a.position_side, a.amount, a.trigger, a.client_order_id)
             except E.ReduceOnlyFrozen:
+                cancelled = []
                 for o in a.replaces:
-                    await self._cancel(o, now_ms, "stop", "replace (no room for two stops)")
-                order = await self.exchange.place_stop_loss(
-                    a.symbol, a.position_side, a.amount, a.trigger, a.client_order_id)
+                    try:
+                        await self._cancel(o, now_ms, "stop", "replace (no room for two stops)")
+                    except E.ExchangeError:
+                        pass  # it may have been carried out: the placement below tells
+                    cancelled.append(o)
+                try:
+                    order = await self.exchange.place_stop_loss(
+                        a.symbol, a.position_side, a.amount, a.trigger, a.client_order_id)
+                except E.ExchangeError:
+                    # the replacement was refused or not answered: put the old stop back at
+                    # once rather than leave the position without one until the next cycle
+                    await self._restore(a, cancelled, now_ms)
+                    raise
                 a = PlaceStop(**{**a.__dict__, "replaces": ()})
         if not order.is_open:
             # A stop that is not resting protects nothing: keep the old ones, report it; the
@@ -180,6 +192,25 @@ class Executor:
             if old.client_order_id != a.client_order_id:
                 await self._cancel(old, now_ms, "stop", "replaced")
         return outcome
+
+    async def _restore(self, a: PlaceStop, cancelled: list[Order], now_ms: int) -> None:
+        for old in cancelled:
+            if old.trigger_price is None:
+                continue
+            cid = client_order_id(self.profile, a.symbol, "stop", f"restore:{old.client_order_id}:{a.client_order_id}")
+            await self._intent(cid, a.symbol, "stop", f"{a.intent_key}:restore", closing_side(a.position_side),
+                               old.trigger_price, old.amount, now_ms, required=False)
+            try:
+                back = await self.exchange.place_stop_loss(a.symbol, a.position_side, old.amount,
+                                                           old.trigger_price, cid)
+            except E.ExchangeError as exc:
+                if not isinstance(exc, E.ReduceOnlyFrozen):  # frozen: the old stop was never cancelled
+                    self._order_event(a, "failed", now_ms, f"old stop not restored: {type(exc).__name__}")
+                return
+            await self._update(cid, "open" if back.is_open else back.status, now_ms, exchange_id=back.id)
+            self.bus.publish(StopEvent(now_ms, self.profile, a.symbol, "placed", back.trigger_price, back.amount,
+                                       "restored: its replacement was refused"))
+            return  # one stop back is enough
 
     # -- helpers ---------------------------------------------------------------------------
     async def _intent(self, cid: int, symbol: str, purpose: str, key: str, side: str,

@@ -1,4 +1,11 @@
-"""One profile (long or short) of the engine: reconcile, protect, exit, enter, persist.
+"""One profile (long or short) of the engine: protect, reconcile, exit, enter, persist.
+
+Stops first: `protect` verifies and places the hard stop of every position from the snapshot
+alone, before the cycle plans anything (the engine runs it for both sides at the start of each
+step), so a failing plan write, decision or other side cannot leave a position unprotected.
+A stop that cannot be confirmed is retried with backoff, reported (UI, alert, audit trail),
+blocks new entries and averaging on both sides, and after HARD_STOP_UNPROTECTED_CLOSE_AFTER_SEC
+the position is closed reduce-only at market.
 
 A cycle is: compare the exchange snapshot with the stored state and repair differences, plan
 every position's stop and exits, manage entry ladders, pick and size new entries and averaging
@@ -112,6 +119,7 @@ class ProfileRunner:
         self._protected_at: int | None = None  # now_ms of the last protection pass
         self._closing: set[str] = set()  # symbols the protection pass is closing this step
         self._adopted: set[str] = set()  # adopted by the protection pass, repair not yet recorded
+        self._fills_unsaved = False  # fill events published since the last state save
 
     async def load(self) -> None:
         self.state = await self.store.load_profile(self.side)
@@ -164,6 +172,12 @@ class ProfileRunner:
         self._apply(outcomes, frozen_keys)
         if any(o.ok for o in outcomes[len(pre):]):
             outcomes += await self._verify_stops(ci)
+        if self._fills_unsaved:
+            # The fills published this cycle are read from `last_cycle_ms` on: once the state
+            # says this cycle is done they are never read again, so their audit rows reach
+            # the disk first (a kill in between then repeats a row rather than losing it).
+            await self.bus.flush_durable()
+            self._fills_unsaved = False
         self.state.last_cycle_ms = now
         await self.store.save_profile(self.side, self.state)
         self._publish_positions(ci)
@@ -555,7 +569,8 @@ class ProfileRunner:
             if f.id in self._fills_seen or f.ts_ms < since:
                 continue
             self._fills_seen[f.id] = None
-            known = await self.store.order_purpose(f.client_order_id) if f.client_order_id else None
+            self._fills_unsaved = True
+            known = await self.store.order_purpose_of_fill(f.client_order_id, f.order_id)
             purpose = known[1] if known else "unknown"
             self.bus.publish(FillEvent(f.ts_ms, self.side, f.symbol, f.side, f.price, f.amount, f.fee, purpose))
         while len(self._fills_seen) > 5000:
@@ -585,7 +600,7 @@ class ProfileRunner:
         sign = 1 if self.side == "long" else -1
         gross = (exit_price - entry) * qty * size * sign
         pnl = gross - fees
-        reason = await self._close_reason(closing)
+        reason = await self._close_reason(closing, meta)
         if await self.store.record_trade(profile=self.side, symbol=meta.symbol, side=self.side,
                                          opened_ms=meta.opened_ms, closed_ms=now, entry_price=entry,
                                          exit_price=exit_price, contracts=qty, pnl=pnl, fees=fees,
@@ -595,13 +610,19 @@ class ProfileRunner:
         minutes = self.p.post_win_cooldown_minutes_after_close if pnl > 0 else self.p.cooldown_minutes_after_close
         self.state.cooldown_until[meta.symbol] = now + int(minutes * 60_000)
 
-    async def _close_reason(self, closing: list[Fill]) -> str:
-        """Why the position closed, from the order behind its last closing fill."""
+    async def _close_reason(self, closing: list[Fill], meta: PositionMeta | None = None) -> str:
+        """Why the position closed, from the order behind its last closing fill (found by its
+        client id or, after a restart, by the venue order id stored with our orders)."""
         if not closing:
             return "closed"  # no closing fill visible (e.g. liquidation or closed by hand long ago)
         last = max(closing, key=lambda f: (f.ts_ms, f.id))
-        known = await self.store.order_purpose(last.client_order_id) if last.client_order_id else None
+        known = await self.store.order_purpose_of_fill(last.client_order_id, last.order_id)
         if known is None:
+            # A venue may fill a triggered stop under a new order id of its own: a closing
+            # fill at or through our stop's trigger is that stop.
+            trig = meta.stop_trigger if meta is not None else None
+            if trig is not None and (last.price <= trig if self.side == "long" else last.price >= trig):
+                return "stop_loss"
             return "external"  # not our order: closed by hand, or by the venue
         _, purpose, key = known
         if purpose == "stop":

@@ -308,6 +308,9 @@ class AuditWriter:
         n = sum(s.dropped for s in self._sinks.values())
         return n + (self.db.dropped if self.db is not None else 0)
 
+    #: the engine flushes a durable record before saving state that ends a fill's read window
+    durable_flush = flush
+
     async def run_flusher(self, interval_s: float = 2.0) -> None:
         """Flush every ``interval_s`` seconds in a worker thread until ``aclose``."""
         self._wake = asyncio.Event()

@@ -35,6 +35,7 @@ CREATE TABLE IF NOT EXISTS orders (
     amount TEXT NOT NULL, status TEXT NOT NULL, exchange_id TEXT, created_ms INTEGER NOT NULL,
     updated_ms INTEGER NOT NULL, note TEXT NOT NULL DEFAULT '');
 CREATE INDEX IF NOT EXISTS orders_profile_status ON orders (profile, status);
+CREATE INDEX IF NOT EXISTS orders_exchange_id ON orders (exchange_id);
 CREATE TABLE IF NOT EXISTS trades (
     id INTEGER PRIMARY KEY AUTOINCREMENT, profile TEXT NOT NULL, symbol TEXT NOT NULL,
     side TEXT NOT NULL, opened_ms INTEGER NOT NULL, closed_ms INTEGER NOT NULL,
@@ -311,6 +312,23 @@ class StateStore:
         async with self.db.execute(
                 "SELECT profile, purpose, intent_key FROM orders WHERE client_order_id=?",
                 (client_order_id,)) as cur:
+            row = await cur.fetchone()
+        return None if row is None else (row[0], row[1], row[2])
+
+    async def order_purpose_of_fill(self, client_order_id: int | None,
+                                    order_id: str | None) -> tuple[str, str, str] | None:
+        """Whose order a fill belongs to: by its client id, or else by the venue's order id,
+        which is stored with every order we placed (a venue's fill record may carry only the
+        order id, and a process restart loses any in-memory map from one to the other)."""
+        if client_order_id:
+            known = await self.order_purpose(client_order_id)
+            if known is not None:
+                return known
+        if not order_id:
+            return None
+        async with self.db.execute(
+                "SELECT profile, purpose, intent_key FROM orders WHERE exchange_id=? ORDER BY updated_ms DESC"
+                " LIMIT 1", (str(order_id),)) as cur:
             row = await cur.fetchone()
         return None if row is None else (row[0], row[1], row[2])
 
