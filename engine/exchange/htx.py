@@ -670,11 +670,10 @@ class HtxExchange:
             known = self._placed.get(client_order_id)
             if known is not None:
                 return known
-            sent_ms = self.config.clock_ms()
             self._check_ban(kind)
             order = await place_idempotent(
                 create,
-                lambda: self._lookup_placed(symbol, client_order_id, kind, sent_ms),
+                lambda: self._lookup_placed(symbol, client_order_id, kind),
                 self._policy,
                 client_order_id=client_order_id,
                 what=f"htx {what}",
@@ -698,13 +697,14 @@ class HtxExchange:
             raise E.OrderBan(f"order placement banned by htx until {until} (1084)", venue=VENUE,
                              code="1084", until_ms=until)
 
-    async def _lookup_placed(self, symbol: str, client_order_id: int, kind: OrderKind,
-                             sent_ms: int) -> Order | None:
+    async def _lookup_placed(self, symbol: str, client_order_id: int, kind: OrderKind) -> Order | None:
         """Find an order whose create reply was lost, without trusting the client id lookup
         alone: HTX documents that a `client_order_id` "becomes invalid once the order is fully
         filled or canceled" (and is valid at most 8 hours otherwise), and an expired id may be
         answered 1067. So: by client id; then the open orders; then, for normal orders, the
-        fills since the send (fill rows carry `client_order_id`) and the order they name.
+        fills of the whole window HTX serves (fill rows carry `client_order_id`; a client id
+        names one intent, and the venue's fill time need not match our clock) and the order
+        they name.
         None means the venue has no trace of it: safe to send again with the same id."""
         try:
             found = await self._fetch_order_once(symbol, None, client_order_id, kind)
@@ -712,19 +712,13 @@ class HtxExchange:
             found = None  # 1067: an expired / unknown client id, not a verdict on the order
         if found is not None:
             return found
-        algo = kind in ALGO_KINDS
-        families: list[OrderKind | None] = [kind] if algo else [None]
-        for family in families:
-            params = {_ALGO_FLAG[family]: True} if family in _ALGO_FLAG else {}
-            rows = await self._once(lambda p=params: self._ccxt.fetch_open_orders(symbol, None, 100, dict(p)))
-            for raw in rows:
-                order = _parsed("order", self._parse_order, raw)
-                if order.client_order_id == client_order_id:
-                    return order
-        if algo:
+        params = {_ALGO_FLAG[kind]: True} if kind in _ALGO_FLAG else {}
+        for raw in await self._once(lambda: self._ccxt.fetch_open_orders(symbol, None, 100, dict(params))):
+            order = _parsed("order", self._parse_order, raw)
+            if order.client_order_id == client_order_id:
+                return order
+        if kind in ALGO_KINDS:
             return None
-        # the whole window HTX serves: a venue's fill time need not match our clock, and a
-        # client id names one intent, so any fill carrying it is this order's
         since = self.config.clock_ms() - self.config.fills_max_lookback_ms
         for t in await self._fills_page(symbol, since, self.config.clock_ms()):
             info = t.get("info") or {}
@@ -776,12 +770,12 @@ class HtxExchange:
         if rejected is not None:
             raise rejected
         info = (raw or {}).get("info") or {}
-        order_id = None
-        if isinstance(info, Mapping):  # never the query id (see _venue_order_id)
-            order_id = info.get("algo_id") if trigger is not None else (info.get("order_id_str") or info.get("order_id"))
-        if isinstance(info, list) and info and isinstance(info[0], Mapping):
-            order_id = info[0].get("algo_id") if trigger is not None else info[0].get("order_id")
-        order_id = order_id or (raw.get("id") if raw else None)
+        if isinstance(info, list):  # algo replies: one item per order
+            info = info[0] if info and isinstance(info[0], Mapping) else {}
+        try:
+            order_id = _venue_order_id({"info": info, "id": (raw or {}).get("id")}, trigger is not None)
+        except KeyError:
+            order_id = None
         if not order_id:
             # a 200 reply without an id: treat as "outcome unknown" so the id gets looked up
             raise E.NetworkError("order reply without an order id", venue=VENUE)
@@ -984,12 +978,7 @@ class HtxExchange:
         position_mode = str(mdata.get("position_mode")) if isinstance(mdata, Mapping) and mdata.get("position_mode") \
             else None
         levers = {s: await self.fetch_leverage(s) for s in symbols if s in self._markets}
-        raw = await self._read("positions", lambda: self._ccxt.fetch_positions(None))
-        margins = {}
-        for p in raw:
-            info = p.get("info") or {}
-            if p.get("symbol") in self._markets and (_first(info, "volume") or 0) > 0:
-                margins[p["symbol"]] = str(info.get("margin_mode") or p.get("marginMode") or "cross")
+        margins = {p.symbol: p.margin_mode for p in await self.fetch_positions()}
         return AccountSetup(assets_mode, position_mode, levers, margins)
 
     async def set_one_way_mode(self) -> None:

@@ -55,24 +55,27 @@ async def prepare_account(exchange: Any, settings: Any, symbols: list[str]) -> S
     elif setup.position_mode not in (None, "single_side"):
         raise E.AccountSetupError(f"unknown HTX position mode {setup.position_mode!r}", venue="htx")
     report.lines.append("account: multi-assets collateral, cross margin, one-way mode")
-    for side in ("long", "short"):
-        p = settings.side(side)
-        wanted = p.account_leverage or p.leverage
-        if g.set_leverage_on_start:
-            for symbol in symbols:
-                current = setup.leverage.get(symbol)
-                if current is not None and int(current) == int(wanted):
-                    continue
-                try:
-                    await exchange.set_leverage(symbol, int(wanted))
-                except E.ExchangeError as exc:
-                    raise E.AccountSetupError(
-                        f"HTX refused leverage {wanted}x on {symbol} ({exc.message}): lower LEVERAGE / "
-                        "ACCOUNT_LEVERAGE to what the contract's tier allows", venue="htx") from None
-                setup.leverage[symbol] = Decimal(int(wanted))
-                report.changed.append(f"leverage {symbol}: {current} -> {wanted}x")
-            break  # one account leverage per contract: both sides share it
-        if p.account_leverage:
+    if g.set_leverage_on_start:
+        # one account leverage per contract: both sides share it (the long side's value)
+        p = settings.side("long")
+        wanted = int(p.account_leverage or p.leverage)
+        for symbol in symbols:
+            current = setup.leverage.get(symbol)
+            if current is not None and int(current) == wanted:
+                continue
+            try:
+                await exchange.set_leverage(symbol, wanted)
+            except E.ExchangeError as exc:
+                raise E.AccountSetupError(
+                    f"HTX refused leverage {wanted}x on {symbol} ({exc.message}): lower LEVERAGE / "
+                    "ACCOUNT_LEVERAGE to what the contract's tier allows", venue="htx") from None
+            setup.leverage[symbol] = Decimal(wanted)
+            report.changed.append(f"leverage {symbol}: {current} -> {wanted}x")
+    else:
+        for side in ("long", "short"):
+            p = settings.side(side)
+            if not p.account_leverage:
+                continue
             wrong = sorted(s for s in symbols if setup.leverage.get(s) is not None
                            and int(setup.leverage[s]) != int(p.account_leverage))
             if wrong:

@@ -42,6 +42,7 @@ from engine.exchange.sim import SimConfig, SimulatedExchange
 from engine.exchange.types import closing_side
 from engine.settings import Settings
 
+from .crash import Passthrough
 from .events import ErrorEvent, EventBus
 from .replay import DEMO_SYMBOLS, run_replay
 from .snapshot import order_profile
@@ -98,24 +99,7 @@ async def check_account(sim: SimulatedExchange, p: Any) -> list[str]:
     return out
 
 
-class _Passthrough:
-    """Forwards everything; subclasses wrap the calls they care about."""
-
-    def __init__(self, inner: Any):
-        self._inner = inner
-
-    @property
-    def name(self) -> str:
-        return self._inner.name
-
-    def market(self, symbol: str) -> Any:
-        return self._inner.market(symbol)
-
-    def __getattr__(self, item: str) -> Any:
-        return getattr(self._inner, item)
-
-
-class SentLog(_Passthrough):
+class SentLog(Passthrough):
     """Right above the venue: every placement as sent. A client order id sent a second time
     must name the same order (same symbol, kind, side, reduce-only, amount, price/trigger)."""
 
@@ -150,7 +134,7 @@ class SentLog(_Passthrough):
         return await self._inner.place_stop_loss(symbol, position_side, amount, trigger_price, client_order_id)
 
 
-class StepChecker(_Passthrough):
+class StepChecker(Passthrough):
     """The layer the engine talks to: the account is checked after every order call.
 
     `reserve`: the venue reserves the closeable amount for stops, so replacing a stop or

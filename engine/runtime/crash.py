@@ -20,16 +20,11 @@ class SimulatedCrash(BaseException):
 WRITES = ("place_", "cancel_", "close_", "amend_")
 
 
-class CrashingExchange:
-    """Counts calls (only order-changing ones with `writes_only`) and crashes at `crash_at`."""
+class Passthrough:
+    """An exchange wrapper that forwards everything; subclasses wrap the calls they care about."""
 
-    def __init__(self, inner: Any, crash_at: set[int], after_call: bool = False, writes_only: bool = False):
+    def __init__(self, inner: Any):
         self._inner = inner
-        self._crash_at = set(crash_at)
-        self._after = after_call
-        self._writes_only = writes_only
-        self.calls = 0
-        self.crashes = 0
 
     @property
     def name(self) -> str:
@@ -37,6 +32,21 @@ class CrashingExchange:
 
     def market(self, symbol: str) -> Any:
         return self._inner.market(symbol)
+
+    def __getattr__(self, item: str) -> Any:
+        return getattr(self._inner, item)
+
+
+class CrashingExchange(Passthrough):
+    """Counts calls (only order-changing ones with `writes_only`) and crashes at `crash_at`."""
+
+    def __init__(self, inner: Any, crash_at: set[int], after_call: bool = False, writes_only: bool = False):
+        super().__init__(inner)
+        self._crash_at = set(crash_at)
+        self._after = after_call
+        self._writes_only = writes_only
+        self.calls = 0
+        self.crashes = 0
 
     def __getattr__(self, item: str) -> Any:
         attr = getattr(self._inner, item)

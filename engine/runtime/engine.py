@@ -12,7 +12,7 @@ import logging
 import math
 import time
 from decimal import Decimal
-from typing import Any
+from typing import Any, Callable
 
 from engine.exchange.base import Exchange, ReferenceFeed
 from engine.exchange.errors import redact
@@ -110,21 +110,35 @@ class Engine(EngineCommands):
         """A clean stop: cancel our resting entry orders (a fill after the bot stopped would be
         a position nobody protects), then protect every position once more (a rung may have
         filled since the last step). Stops and exits stay on the exchange."""
-        snapshot = await read_snapshot(self.exchange, self.symbols, now_ms)
-        snapshot.leverage = self.leverage
+        failed = self._reporter(now_ms)
+        snapshot = await self._snapshot(now_ms)
         for side, runner in self.profiles.items():
             try:
                 await runner.cancel_entries(snapshot, "clean stop: resting entry orders are cancelled")
             except Exception as exc:
-                self.bus.publish(ErrorEvent(now_ms, "shutdown", f"{type(exc).__name__}: {exc}", profile=side))
-        snapshot = await read_snapshot(self.exchange, self.symbols, now_ms)
-        snapshot.leverage = self.leverage
-
-        def failed(where: str, exc: Exception, profile: str = "") -> None:
-            self.bus.publish(ErrorEvent(now_ms, where, f"{type(exc).__name__}: {exc}", profile=profile))
-
+                failed("shutdown", exc, side)
+        snapshot = await self._snapshot(now_ms)
         await self._protect_all(snapshot, {s: self._safe_contexts(s, now_ms) for s in ("long", "short")}, failed)
         self._status("entry orders cancelled; stop-loss orders stay on the exchange", now_ms=now_ms)
+
+    def _reporter(self, now_ms: int, errors: list[Exception] | None = None) -> Callable[..., None]:
+        """`failed(where, exc, profile="")`: log and publish a part's failure (redacted), and
+        keep it in `errors` when given, so the rest of a step or a shutdown still runs."""
+
+        def failed(where: str, exc: Exception, profile: str = "") -> None:
+            if errors is not None:
+                errors.append(exc)
+            text = redact(exc)
+            log.error("%s: %s: %s", where, type(exc).__name__, text)
+            self.bus.publish(ErrorEvent(now_ms, where, f"{type(exc).__name__}: {text}", profile=profile))
+
+        return failed
+
+    async def _snapshot(self, now_ms: int) -> Any:
+        """One read of the account and books, with the leverage read at start."""
+        snapshot = await read_snapshot(self.exchange, self.symbols, now_ms)
+        snapshot.leverage = self.leverage
+        return snapshot
 
     def _safe_contexts(self, side: str, now_ms: int) -> dict[str, MarketContext]:
         try:
@@ -185,12 +199,7 @@ class Engine(EngineCommands):
         in); a restart after a crash passes True to finish the interrupted step."""
         t0 = time.perf_counter()
         errors: list[Exception] = []
-
-        def failed(where: str, exc: Exception, profile: str = "") -> None:
-            errors.append(exc)
-            text = redact(exc)
-            log.error("step %s: %s: %s", where, type(exc).__name__, text)
-            self.bus.publish(ErrorEvent(now_ms, where, f"{type(exc).__name__}: {text}", profile=profile))
+        failed = self._reporter(now_ms, errors)
 
         try:
             self._feed_macro(new_candles)
@@ -209,8 +218,7 @@ class Engine(EngineCommands):
         redo = new_candle is True  # finishing an interrupted step: decide again
         if new_candle is None:
             new_candle = any(new_candles.values())
-        snapshot = await read_snapshot(self.exchange, self.symbols, now_ms)  # nothing works without it
-        snapshot.leverage = self.leverage
+        snapshot = await self._snapshot(now_ms)  # nothing works without it
         if self._restarted:
             await self._reconcile_after_restart(snapshot, failed)
         try:
@@ -229,8 +237,7 @@ class Engine(EngineCommands):
         sent = await self._protect_all(snapshot, contexts, failed)
         if sent:
             try:  # the cycles plan from what is on the exchange now
-                snapshot = await read_snapshot(self.exchange, self.symbols, now_ms)
-                snapshot.leverage = self.leverage
+                snapshot = await self._snapshot(now_ms)
             except Exception as exc:
                 failed("snapshot", exc)
                 raise errors[0]
@@ -263,8 +270,7 @@ class Engine(EngineCommands):
                 if side == "long":
                     # the short profile must see what the long profile just ordered
                     claimed_by["long"] |= {getattr(a, "symbol", "") for a in result.actions}
-                    snapshot = await read_snapshot(self.exchange, self.symbols, now_ms)
-                    snapshot.leverage = self.leverage
+                    snapshot = await self._snapshot(now_ms)
                 self.bus.publish(CycleStats(now_ms, side, len(self.symbols), len(decisions),
                                             sum(1 for d in decisions.values() if d is not None and d.entry_valid),
                                             len(result.selected), sum(1 for o in result.outcomes if o.ok),
@@ -276,8 +282,7 @@ class Engine(EngineCommands):
                 if side == "long":
                     # the short side must not act on a view that misses what the long side did
                     try:
-                        snapshot = await read_snapshot(self.exchange, self.symbols, now_ms)
-                        snapshot.leverage = self.leverage
+                        snapshot = await self._snapshot(now_ms)
                         claimed_by["long"] |= snapshot.symbols_held_by("long")
                     except Exception as again:
                         failed("snapshot", again)
@@ -286,8 +291,7 @@ class Engine(EngineCommands):
             # a cycle that broke off may have left a size change behind (an exit that filled
             # at once, a close): protect again before the step ends
             try:
-                snapshot = await read_snapshot(self.exchange, self.symbols, now_ms)
-                snapshot.leverage = self.leverage
+                snapshot = await self._snapshot(now_ms)
                 await self._protect_all(snapshot, contexts, failed, verify=True)
             except Exception as exc:
                 failed("snapshot", exc)

@@ -66,24 +66,22 @@ class SteadyClock:
     def __init__(self, wall_ms: Callable[[], int], mono_s: Callable[[], float] = time.monotonic,
                  tolerance_ms: int = 2_000):
         self._wall, self._mono, self._tol = wall_ms, mono_s, tolerance_ms
-        self._last: tuple[int, float] | None = None
+        self._last: tuple[int, int, float] | None = None  # (cycle time, wall clock, monotonic)
         self.jump_ms = 0
 
     def now(self) -> int:
         wall, mono = self._wall(), self._mono()
         self.jump_ms = 0
         if self._last is None:
-            self._last = (wall, mono)
-            self._last_wall = wall
+            self._last = (wall, wall, mono)
             return wall
-        last_now, last_mono = self._last
+        last_now, last_wall, last_mono = self._last
         elapsed = int((mono - last_mono) * 1000)
-        step = wall - (self._last_wall + elapsed)  # what the wall clock did beyond the time passed
+        step = wall - (last_wall + elapsed)  # what the wall clock did beyond the time passed
         if step < -self._tol or (self._wall is wall_clock_ms and step > self._tol):
             self.jump_ms = step  # forward jumps only on the real clock (tests accelerate it)
         now = wall if wall > last_now else last_now + max(elapsed, 0)
-        self._last = (now, mono)
-        self._last_wall = wall
+        self._last = (now, wall, mono)
         return now
 
 
@@ -99,7 +97,7 @@ async def until_reachable(call: Callable[[], Awaitable[Any]], *, what: str, stop
             return await call()
         except (E.AuthError, E.AccountSetupError):
             raise
-        except (E.TransientError, E.ExchangeError, OSError, asyncio.TimeoutError) as exc:
+        except (E.ExchangeError, OSError, asyncio.TimeoutError) as exc:
             bus.publish(ErrorEvent(clock_ms(), "start", f"cannot {what} ({type(exc).__name__}: {E.redact(exc)}); "
                                    f"retrying in {pause:.0f} s"))
         if stop.is_set():
@@ -210,6 +208,8 @@ async def run_live(
             from .account_setup import prepare_account
 
             report = await prepare_account(parts.exchange, settings, engine.symbols)
+            if report.changed:
+                await engine.refresh_leverage()  # sizing must use the leverage just set
             for line in report.changed + report.lines:
                 bus.publish(EngineStatus(clock_ms(), mode, (), True, line))
         if on_engine is not None:
