@@ -45,9 +45,9 @@ async def main(candles: int, factor: float, seeds: int) -> int:
         print(f"seed {seed}: polls {run.steps}, wall {run.wall_s:.1f} s, entries placed "
               f"{len(run.orders('placed', 'entry'))}, decisions/candle min {min(per) if per else 0} "
               f"median {statistics.median(per) if per else 0}, problems after polls {len(run.problems)}, "
-              f"duplicated orders {run.duplicates + run.reused_ids}, audit decision rows {run.audit_decision_rows}")
+              f"duplicated orders {run.duplicates + run.executed_twice}, expired ids re-sent {run.reused_ids}, audit decision rows {run.audit_decision_rows}")
         print(f"        faults reaching the venue: {run.faults}")
-        bad += len(run.problems) + run.duplicates + run.reused_ids
+        bad += len(run.problems) + run.duplicates + run.executed_twice
     print(f"fill-to-stop (venue ms, polling fallback), n={len(latencies)}: p50 {pct(latencies, 0.5):.0f}, "
           f"p99 {pct(latencies, 0.99):.0f}, max {max(latencies, default=float('nan')):.0f}")
     return 1 if bad else 0

@@ -290,6 +290,7 @@ class FakeHtxVenue:
         self._system_cancelled: dict[str, Order] = {}  # post-only orders the venue cancelled
         self.system_cancels: list[VenueRequest] = []
         self.reused_client_ids: list[VenueRequest] = []  # an expired id sent again: a second order
+        self.executed_twice: list[VenueRequest] = []  # ... after the first one filled (or triggered)
         self.assets_mode = 1  # 1: multi-assets collateral (what the v5 endpoints serve)
         self.position_mode = "single_side"
         self.margin_mode = "cross"
@@ -601,6 +602,15 @@ class FakeHtxVenue:
         self._next_sim_cid += 1
         return self._next_sim_cid
 
+    def _note_reuse(self, rec: VenueRequest, family: str, cid: int) -> None:
+        """An expired client id sent again. HTX accepts it as a new order; it is the same intent
+        executed twice when the earlier order filled anything (or was a stop that triggered)."""
+        old = self._sim_order(None, cid=cid, family=family)
+        rec.fault = rec.fault or f"reuses {family} id of {old.status if old else '?'} order filled {old.filled if old else '?'}"
+        self.reused_client_ids.append(rec)
+        if old is None or old.filled > 0 or old.status == "filled":
+            self.executed_twice.append(rec)
+
     def _active(self, family: str, cid: int) -> Order | None:
         """The order that holds a client id: only an open one does (HTX: the id "becomes
         invalid once the order is fully filled or canceled")."""
@@ -876,7 +886,7 @@ class FakeHtxVenue:
             self.duplicate_client_ids.append(rec)
             return _err(1050, "Customer's order number is repeated. Please do not repeat submission.", self.now_ms)
         if ("normal", cid) in self._cids:
-            self.reused_client_ids.append(rec)  # HTX accepts it: the old order's id expired
+            self._note_reuse(rec, "normal", cid)  # HTX accepts it: the old order's id expired
         position_side = "long" if side == "sell" else "short"
         if body.get("position_side") not in (None, "both"):
             raise VenueProtocolError(1036, f"position_side {body.get('position_side')!r} in one-way mode")
@@ -940,7 +950,7 @@ class FakeHtxVenue:
                     "message": "Customer's order number is repeated. Please do not repeat submission."}
             return _ok([item], self.now_ms)
         if ("algo", cid) in self._cids:
-            self.reused_client_ids.append(rec)
+            self._note_reuse(rec, "algo", cid)
         position_side = "long" if side == "sell" else "short"
         try:
             order = await self.sim.place_stop_loss(contract.symbol, position_side, volume, trigger, self._sim_cid())

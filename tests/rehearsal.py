@@ -85,7 +85,9 @@ class Rehearsal:
     events: list[Event] = field(default_factory=list)
     faults: dict[str, int] = field(default_factory=dict)
     duplicates: int = 0
-    reused_ids: int = 0
+    reused_ids: int = 0  # expired client ids sent again (HTX accepts them as new orders)
+    executed_twice: int = 0  # ... where the first order had filled: one intent executed twice
+    reuses: list[str] = field(default_factory=list)  # what each reuse was, for the figures
     fill_to_stop_ms: list[float] = field(default_factory=list)  # venue time from fill to stop on the book
     decided_per_candle: list[int] = field(default_factory=list)
     audit_decision_rows: int = 0
@@ -224,6 +226,8 @@ async def rehearse(tmp: Path, *, candles: int = 120, warmup: int = 200, factor: 
             await pacer.check()
             run.duplicates = len(venue.duplicate_client_ids)
             run.reused_ids = len(venue.reused_client_ids)
+            run.executed_twice = len(venue.executed_twice)
+            run.reuses = [f"{r.path} {r.fault}" for r in venue.reused_client_ids]
             for f in injected:
                 run.faults[f.name] = run.faults.get(f.name, 0) + len(f.hits)
             run.faults["post-only cancelled by the venue"] = len(venue.system_cancels)

@@ -444,3 +444,47 @@ async def test_live_start_refuses_a_single_asset_account_before_any_order(venue,
     assert venue.calls("POST", "/v5/trade/order") == [] and venue.calls("POST", "/v5/algo/order") == []
     last = [e for e in run.events if isinstance(e, EngineStatus)][-1]
     assert last.message.startswith("stopped by AccountSetupError") and last.paused and last.enabled == ()
+
+
+async def _another_bot_rests_an_order(venue: FakeHtxVenue, cid: int = 424_242) -> None:
+    """A second program on the same keys (another machine, or a CROT with another DATA_DIR)."""
+    other = HtxExchange(venue.htx_config(timeout_ms=5_000, retry=fast_policy()))
+    try:
+        await other.load_markets()
+        price = venue.sim._symbol(XRP).last * Decimal("0.8")  # far below: it rests
+        await other.place_post_only(XRP, "buy", Decimal(10), price, cid)
+    finally:
+        await other.close()
+
+
+async def test_live_start_refuses_an_account_another_bot_trades(venue, tmp_path):
+    """One bot per account (issue 17, item 7): the lock cannot see a bot on another machine or
+    with another DATA_DIR; its open orders, carrying client ids this state never issued, can."""
+    from engine.runtime.events import EngineStatus
+
+    await _another_bot_rests_an_order(venue)
+    run = await run_engine(venue, tmp_path, steps=3, expect_error=E.AccountSetupError)
+    assert run.error is not None and "never issued" in str(run.error) and "FOREIGN_ORDERS_ON_START" in str(run.error)
+    assert [r for r in venue.calls("POST", "/v5/trade/order") if r.body["client_order_id"] != 424_242] == []
+    last = [e for e in run.events if isinstance(e, EngineStatus)][-1]
+    assert last.message.startswith("stopped by AccountSetupError")
+
+
+async def test_live_start_with_foreign_orders_allowed_warns_and_leaves_them(venue, tmp_path):
+    from engine.runtime.events import EngineStatus
+
+    await _another_bot_rests_an_order(venue)
+    run = await run_engine(venue, tmp_path, steps=3, settings=live_settings(FOREIGN_ORDERS_ON_START="warn"))
+    assert run.steps == 3
+    said = [e.message for e in run.events if isinstance(e, EngineStatus)]
+    assert any("never issued" in m and "left alone" in m for m in said), said
+    assert [o for o in await venue.sim.fetch_open_orders(None) if o.price is not None and o.amount == 10]
+
+
+async def test_a_restart_does_not_take_its_own_orders_for_foreign_ones(venue, tmp_path):
+    run = await run_engine(venue, tmp_path, steps=40)  # stops in place mid-run (positions from step 8)
+    assert run.steps == 40
+    mine = [o for o in await venue.sim.fetch_open_orders(None) if o.is_open]
+    assert mine, "the first run must leave its stops on the exchange for this test to mean anything"
+    again = await run_engine(venue, tmp_path, steps=2)  # same DATA_DIR: its own stops are known
+    assert again.steps == 2

@@ -13,7 +13,9 @@ async def test_rehearsal_trades_on_an_accelerated_real_clock_under_faults(tmp_pa
     assert placed, "the rehearsal must trade"
     assert stop_events(run), "filled entries must be protected"
     assert run.problems == [], run.problems[:3]
-    assert run.duplicates == 0 and run.reused_ids == 0
+    # no order sent while one with its id was live (1050), and no intent executed twice: HTX
+    # accepts an expired id again as a new order, harmless only when the first never filled
+    assert run.duplicates == 0 and run.executed_twice == 0, run.reuses
     injected = {k: v for k, v in run.faults.items() if v}
     assert len(injected) >= 3, run.faults  # the faults did reach the venue
     # every closed candle after warm-up was decided, for every warm coin and both sides

@@ -480,3 +480,31 @@ async def test_a_timeout_on_one_stop_does_not_skip_the_stops_after_it():
     assert await _stops(sim, A) == []
     assert [s.amount for s in await _stops(sim, C)] == [Dec(100)]
     await store.close()
+
+
+async def test_the_unprotected_close_out_time_runs_across_a_restart(tmp_path):
+    """A restart must not start the bounded time again: a bot that crash-loops every 50 s
+    would otherwise leave a position without a stop for ever (issue 17, item 1)."""
+    sim = new_sim()
+    open_positions(sim)
+    ex = RefusesStops(sim, A)
+    db = tmp_path / "state.sqlite"
+    store = await StateStore.open(db)
+    engine = await new_engine(ex, store)
+    limit_ms = int(engine.settings.side("long").hard_stop_unprotected_close_after_sec * 1000)
+    await engine.step(T0, {}, new_candle=True)
+    assert A in engine.risk_blocked()
+    await store.close()  # killed; it comes back 40 s later, 3/4 of the way through the limit
+
+    t = T0 + limit_ms * 3 // 4 + 977
+    store = await StateStore.open(db)
+    engine = await new_engine(ex, store)
+    assert A in engine.risk_blocked()  # known to lack a stop before the first step
+    sim.set_price(A, "99.9", t)
+    await engine.step(t, {}, new_candle=True)
+    assert A in {p.symbol for p in await sim.fetch_positions()}
+    t = T0 + limit_ms + 1_231  # past the limit counted from the first sighting, not the restart
+    sim.set_price(A, "99.9", t)
+    await engine.step(t, {}, new_candle=True)
+    assert A not in {p.symbol for p in await sim.fetch_positions()}
+    await store.close()

@@ -85,3 +85,32 @@ async def prepare_account(exchange: Any, settings: Any, symbols: list[str]) -> S
     levels = sorted({str(v) for v in setup.leverage.values() if v is not None})
     report.lines.append("leverage on HTX: " + (", ".join(f"{x}x" for x in levels) if levels else "unknown"))
     return report
+
+
+async def check_foreign_orders(exchange: Any, store: Any, settings: Any) -> list[str]:
+    """One bot per account (issue 17, item 7): the lock catches a second bot on this machine;
+    this catches one elsewhere. An open order whose client id this bot's state never issued
+    was placed by another program on the same keys, which would fight this bot over the same
+    positions. Orders without a client id were placed by hand (website or app): reported, left
+    alone. Returns the lines to show; raises `AccountSetupError` under FOREIGN_ORDERS_ON_START=refuse."""
+    orders = [o for o in await exchange.fetch_open_orders(None) if o.is_open]
+    foreign, manual = [], []
+    for o in orders:
+        if o.client_order_id is None:
+            manual.append(o)
+        elif await store.order_purpose(o.client_order_id) is None:
+            foreign.append(o)
+    lines = []
+    if manual:
+        lines.append(f"{len(manual)} open order(s) placed by hand (no client id) left alone: "
+                     + ", ".join(sorted({o.symbol for o in manual})))
+    if foreign:
+        sample = ", ".join(f"{o.symbol} {o.side} {o.amount} ({o.kind}, client id {o.client_order_id})"
+                           for o in foreign[:3])
+        text = (f"{len(foreign)} open order(s) on the HTX account carry client ids this bot never issued "
+                f"(another bot or program on these API keys, or another DATA_DIR): {sample}")
+        if settings.glob.foreign_orders_on_start == "refuse":
+            raise E.AccountSetupError(text + "; stop the other bot or cancel those orders, or set "
+                                      "FOREIGN_ORDERS_ON_START=warn, then start again", venue="htx")
+        lines.append(text + "; left alone (FOREIGN_ORDERS_ON_START=warn)")
+    return lines

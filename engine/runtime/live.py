@@ -205,9 +205,10 @@ async def run_live(
         await until_reachable(engine.start, what="load markets", stop=stop, bus=bus, clock_ms=clock_ms, wait=wait)
         if parts.sim is None and hasattr(parts.exchange, "fetch_account_setup"):
             # live: the account must be set up as the bot trades before the first order
-            from .account_setup import prepare_account
+            from .account_setup import check_foreign_orders, prepare_account
 
             report = await prepare_account(parts.exchange, settings, engine.symbols)
+            report.lines += await check_foreign_orders(parts.exchange, store, settings)
             if report.changed:
                 await engine.refresh_leverage()  # sizing must use the leverage just set
             for line in report.changed + report.lines:

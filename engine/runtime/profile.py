@@ -116,6 +116,7 @@ class ProfileRunner:
         self.last_decisions: dict[str, Any] = {}
         self._fills_seen: dict[str, None] = {}  # fill ids already published (insertion-ordered)
         self.unprotected: dict[str, Unprotected] = {}  # symbol -> escalation state
+        self._unprotected_saved: dict[str, int] = {}  # what the state file holds of it
         self._protected_at: int | None = None  # now_ms of the last protection pass
         self._closing: set[str] = set()  # symbols the protection pass is closing this step
         self._adopted: set[str] = set()  # adopted by the protection pass, repair not yet recorded
@@ -123,6 +124,20 @@ class ProfileRunner:
 
     async def load(self) -> None:
         self.state = await self.store.load_profile(self.side)
+        # the bounded close-out time of a position without a stop runs across restarts
+        self.unprotected = {s: Unprotected(t) for s, t in (await self.store.load_unprotected(self.side)).items()}
+        self._unprotected_saved = {s: u.since_ms for s, u in self.unprotected.items()}
+
+    async def _save_unprotected(self) -> None:
+        """Persist the unprotected timers when the set changed (never fails the protection)."""
+        now = {s: u.since_ms for s, u in self.unprotected.items()}
+        if now == self._unprotected_saved:
+            return
+        try:
+            await self.store.save_unprotected(self.side, now)
+            self._unprotected_saved = now
+        except Exception as exc:  # a full disk must not stop the stops: retried next pass
+            log.error("%s: could not save the unprotected timers (%s)", self.side, exc)
 
     # -- the cycle -------------------------------------------------------------------------
     async def cycle(self, ci: CycleInput) -> CycleResult:
@@ -235,6 +250,7 @@ class ProfileRunner:
             del self.unprotected[symbol]  # closed (stopped out, closed by us or by hand)
         if not self.p.hard_stop_loss_enabled:
             self.unprotected.clear()
+            await self._save_unprotected()
             return []
         limit_ms = int(self.p.hard_stop_unprotected_close_after_sec * 1000)
         actions: list[Action] = []
@@ -290,6 +306,7 @@ class ProfileRunner:
         if retry:
             outcomes += await self.executor.run(retry, now)
         await self._track(ci, mine, covered_before, outcomes)
+        await self._save_unprotected()
         return outcomes
 
     async def _track(self, ci: CycleInput, mine: dict[str, Position], covered_before: dict[str, bool],

@@ -290,6 +290,19 @@ class StateStore:
             await self.db.execute("ROLLBACK")
             raise
 
+    async def save_unprotected(self, profile: str, since_ms: dict[str, int]) -> None:
+        """When each position of `profile` was first seen without a confirmed stop. Kept apart
+        from the cycle state (written at once, not at the end of a cycle) so a restart resumes
+        the bounded close-out time instead of starting it again."""
+        await self.db.execute("INSERT OR REPLACE INTO profile_kv (profile, key, value) VALUES (?, ?, ?)",
+                              (profile, "unprotected_since", dumps(since_ms)))
+
+    async def load_unprotected(self, profile: str) -> dict[str, int]:
+        async with self.db.execute("SELECT value FROM profile_kv WHERE profile=? AND key='unprotected_since'",
+                                   (profile,)) as cur:
+            row = await cur.fetchone()
+        return {} if row is None else {str(k): int(v) for k, v in loads(row[0]).items()}
+
     async def record_intent(self, *, client_order_id: int, profile: str, symbol: str, purpose: str,
                             intent_key: str, side: str, price: Decimal | None, amount: Decimal,
                             now_ms: int) -> None:

@@ -55,6 +55,11 @@ class ExchangeGlobalSettings(BaseModel):
         "Maximum age of the cached markets file before markets are reloaded from the exchange.",
         group="exchange", planned=True, scope="global", unit="seconds", ge=0,
     )
+    foreign_orders_on_start: Literal["refuse", "warn"] = setting(
+        'refuse',
+        "At live start, open orders on the account that carry a client id this bot's state never issued (another bot or program on the same keys): refuse = do not start, warn = start and leave them alone; one of: refuse, warn. Orders without a client id (placed on the website) are only reported.",
+        group="exchange", scope="global",
+    )
     stop_trigger_price_type: Literal["last", "mark"] = setting(
         'last',
         "Price that fires the exchange-side stop on HTX (sl_trigger_price_type): last trade (HTX default) or mark; one of: last, mark.",
