@@ -57,7 +57,7 @@ class ExchangeGlobalSettings(BaseModel):
     )
     foreign_orders_on_start: Literal["refuse", "warn"] = setting(
         'refuse',
-        "At live start, open orders on the account that carry a client id this bot's state never issued (another bot or program on the same keys): refuse = do not start, warn = start and leave them alone; one of: refuse, warn. Orders without a client id (placed on the website) are only reported.",
+        "Live start with open orders whose client ids this bot never issued (another bot on the keys): refuse to start, or warn; one of: refuse, warn.",
         group="exchange", scope="global",
     )
     stop_trigger_price_type: Literal["last", "mark"] = setting(
