@@ -216,6 +216,13 @@ class EngineHost:
     async def _run_live(self, *, paper: bool) -> RunResult:
         run_live = load_live_runner()
         assert self._stop is not None
-        steps = await run_live(self.settings, bus=self.bus, paper=paper, stop=self._stop,
-                               on_engine=self._attach)
+        from engine.alerts.router import start_alerts
+
+        alerts = start_alerts(self.settings, self.bus, mode="paper" if paper else "live")
+        try:
+            steps = await run_live(self.settings, bus=self.bus, paper=paper, stop=self._stop,
+                                   on_engine=self._attach)
+        finally:
+            if alerts is not None:
+                await alerts.aclose()
         return RunResult(self.mode, steps=int(steps or 0), stopped=self._stop_requested)

@@ -36,6 +36,12 @@ def cmd_config_check(args: argparse.Namespace) -> int:
 
     for w in danger_warnings(settings):
         print(f"warning: {w}", file=sys.stderr)
+    from engine.alerts.router import check_alerts
+
+    problem = check_alerts(settings)
+    if problem:
+        print(f"error: {args.env}: {problem}", file=sys.stderr)
+        return 2
     g = settings.glob
     overrides = [k for k in settings.source if k.startswith(("LONG_", "SHORT_"))]
     print(f"OK: {args.env}: {len(settings.source)} keys set, {len(catalog())} settings known, "
@@ -144,6 +150,18 @@ def build_parser() -> argparse.ArgumentParser:
     from engine.analysis.cli import add_analyze_parser
 
     add_analyze_parser(sub)
+
+    from engine.market.download_cli import add_download_parser
+
+    add_download_parser(sub, lambda env, missing_ok: _load(env, missing_ok=missing_ok))
+
+    from engine.research.cli import add_optimize_parser
+
+    add_optimize_parser(sub, lambda env, missing_ok: _load(env, missing_ok=missing_ok))
+
+    from engine.store.audit_cli import add_audit_parser
+
+    add_audit_parser(sub)
 
     # `crot watchdog ...` is dispatched in main() before this parser (its own options, then the
     # command after --); this entry lists it in `crot --help`.

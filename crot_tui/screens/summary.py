@@ -27,6 +27,7 @@ def summary_renderable(s: Any) -> Group:
     t.add_row("PnL", f"{s.pnl:+.2f} ({pct:+.2f}%)")
     t.add_row("max drawdown", f"{s.max_drawdown * 100:.2f}%")
     t.add_row("fees", f"{s.fees:.4f}")
+    t.add_row("funding", f"{s.funding:+.4f} ({s.funding_events} settlements, in the PnL; - = paid)")
     parts: list[Any] = [t]
     if s.rejections:
         r = Table(title="First failing gate (symbol x candle)", title_style="bold")

@@ -11,11 +11,16 @@ from typing import Any, Callable
 EXIT_USAGE = 2
 
 
-def _positive(text: str) -> int:
+def _whole(text: str) -> int:
+    """An argparse type: a whole number, or a one-line usage error."""
     try:
-        n = int(text)
+        return int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+
+
+def _positive(text: str) -> int:
+    n = _whole(text)
     if n < 1:
         raise argparse.ArgumentTypeError(f"{n} must be at least 1")
     return n
@@ -42,6 +47,9 @@ def add_replay_parser(sub: Any, load_settings: Callable[[str, bool], Any]) -> No
     p.add_argument("--no-record", action="store_true", help="do not write the audit record (faster)")
     p.add_argument("--no-reference", action="store_true", help="ignore the folder's reference/ candles")
     p.add_argument("--no-funding", action="store_true", help="do not charge the recorded funding")
+    p.add_argument("--no-plots", action="store_true", help="do not draw the charts (equity and drawdown over dates, "
+                   "PnL per pair: SVG and PNG) nor write replay_report.html; the JSON and text reports are still "
+                   "written")
     p.set_defaults(func=lambda a: cmd_replay(a, load_settings))
 
 
@@ -75,6 +83,11 @@ def cmd_replay(args: argparse.Namespace, load_settings: Callable[[str, bool], An
         write_replay_report(summary, out)
         print(f"record and report written to {out} (analyse it with: crot analyze --run {out}; "
               f"compare runs with: crot replay compare {out} OTHER_RUN)")
+        if not args.no_plots:
+            from engine.runtime.replay_html import write_replay_html
+
+            page, _, note = write_replay_html(summary, out)
+            print(f"HTML report (open it in a browser): {page}" + (f"; {note}" if note else ""))
     return 0
 
 

@@ -19,7 +19,8 @@ from dataclasses import asdict, dataclass
 from decimal import Decimal
 from typing import Any
 
-__all__ = ["TradeStats", "daily_returns", "group_stats", "report_dict", "sharpe_sortino", "trade_stats"]
+__all__ = ["TradeStats", "daily_returns", "fmt_num", "fmt_pct", "group_stats", "report_dict", "sharpe_sortino",
+           "trade_stats"]
 
 DAY_MS = 86_400_000
 
@@ -90,6 +91,21 @@ def sharpe_sortino(returns: Sequence[float], periods_per_year: float = 365.0) ->
     sharpe = mean / sd * k if sd > 0 else math.nan
     sortino = mean / down * k if down > 0 else (math.inf if mean > 0 else math.nan)
     return sharpe, sortino
+
+
+def fmt_num(v: Any, digits: int = 2) -> str:
+    """A report figure as text: "-" for none / NaN, "inf" for infinity (JSON keeps "inf" as text)."""
+    if v is None:
+        return "-"
+    if isinstance(v, str):
+        return v
+    f = float(v)
+    return "-" if math.isnan(f) else ("inf" if math.isinf(f) else f"{f:.{digits}f}")
+
+
+def fmt_pct(v: Any) -> str:
+    """A fraction as a percentage with one decimal ("-" for none / NaN)."""
+    return "-" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{float(v) * 100:.1f}%"
 
 
 def _plain(v: Any) -> Any:

@@ -19,6 +19,8 @@ from engine.settings import Settings
 
 from .replay import ReplaySummary, run_replay
 from .replay_data import ReplayDataError
+from .replay_metrics import fmt_num as _num
+from .replay_metrics import fmt_pct as _pct
 from .replay_metrics import report_dict
 
 REPORT_JSON = "replay_report.json"
@@ -42,67 +44,76 @@ def _day(ms: int) -> str:
     return datetime.fromtimestamp(ms / 1000, tz=timezone.utc).strftime("%Y-%m-%d %H:%M")
 
 
+def summary_rows(rep: dict[str, Any]) -> list[tuple[str, str]]:
+    """The summary's (label, value) rows from a ``report_dict``: the terminal, the text file and
+    the HTML page show these same strings."""
+    o = rep["overall"]
+    start = o["start_equity"]
+    pct = o["pnl"] / start * 100 if start else 0.0
+    dd = f"{o['max_drawdown_pct']:.2f}%"
+    if o["drawdown_peak_ms"] is not None and o["drawdown_trough_ms"] is not None and o["max_drawdown_pct"] > 0:
+        dd += f" (peak {_day(o['drawdown_peak_ms'])} -> trough {_day(o['drawdown_trough_ms'])} UTC)"
+    rows = [
+        ("period", f"{_day(o['start_ms'])} .. {_day(o['end_ms'])} UTC ({o['candles']} candles)"),
+        ("symbols", ", ".join(o["symbols"])),
+        ("trades", f"{o['trades']} ({o['wins']} won)"),
+        ("equity", f"{start:.2f} -> {o['end_equity']:.2f}"),
+        ("PnL", f"{o['pnl']:+.2f} ({pct:+.2f}%)"),
+        ("max drawdown", dd),
+        ("win rate / avg duration", f"{_pct(o['win_rate'])} / {_num(o['avg_duration_h'], 1)} h"),
+        ("profit factor / expectancy", f"{_num(o['profit_factor'])} / {_num(o['expectancy'], 4)} per trade "
+         f"({_num(o['expectancy_pct_of_equity'], 3)}% of equity)"),
+        ("Sharpe / Sortino", f"{_num(o['sharpe'])} / {_num(o['sortino'])} (daily equity returns, x sqrt(365))"),
+        ("fees", f"{o['trade_fees']:.4f}"),
+        ("funding", f"{o['funding']:+.4f} ({o['funding_events']} settlements; in the PnL, negative = paid)"),
+    ]
+    rows += list(rep["inputs"].items())
+    if rep["data_settings"]:
+        rows.append(("data settings", ", ".join(f"{k}={v}" for k, v in rep["data_settings"].items())
+                     + " (from the data folder's replay.env; set them in .env to change)"))
+    return rows
+
+
+STATS_TABLES = (("Per pair", "per_pair", "pair"), ("Per exit reason", "per_exit_reason", "exit"),
+                ("Per side", "per_side", "side"))
+STATS_COLUMNS = ("trades", "win", "PnL", "fees", "PF", "exp", "h")
+STATS_CAPTION = "PF: profit factor; exp: expectancy (mean PnL per trade); h: average hours held"
+REJECTIONS_TITLE = "Entry rejections by first failing gate (symbol x candle)"
+
+
+def stats_rows(groups: dict[str, dict[str, Any]]) -> list[list[str]]:
+    """One row per group of a per-pair / per-exit / per-side table (``STATS_COLUMNS`` after the name)."""
+    return [[k.removesuffix("/USDT:USDT"), str(g["trades"]), _pct(g["win_rate"]), _num(g["pnl"], 4),
+             _num(g["fees"], 4), _num(g["profit_factor"]), _num(g["expectancy"], 4), _num(g["avg_duration_h"], 1)]
+            for k, g in groups.items()]
+
+
 def print_replay_summary(s: ReplaySummary, console: Console | None = None) -> None:
     console = console or Console()
-    t = Table(title="Replay summary", show_header=False)
-    t.add_row("period", f"{_day(s.start_ms)} .. {_day(s.end_ms)} UTC ({s.steps} candles)")
-    t.add_row("symbols", ", ".join(s.symbols))
-    t.add_row("trades", f"{s.trades} ({s.wins} won)")
-    t.add_row("equity", f"{s.start_equity:.2f} -> {s.end_equity:.2f}")
-    pct = float(s.pnl / s.start_equity * 100) if s.start_equity else 0.0
-    t.add_row("PnL", f"{s.pnl:+.2f} ({pct:+.2f}%)")
-    dd = f"{s.max_drawdown * 100:.2f}%"
-    if s.drawdown_peak_ms is not None and s.drawdown_trough_ms is not None and s.max_drawdown > 0:
-        dd += f" (peak {_day(s.drawdown_peak_ms)} -> trough {_day(s.drawdown_trough_ms)} UTC)"
-    t.add_row("max drawdown", dd)
     rep = report_dict(s)
-    o = rep["overall"]
-    t.add_row("win rate / avg duration", f"{_pct(o['win_rate'])} / {_num(o['avg_duration_h'], 1)} h")
-    t.add_row("profit factor / expectancy", f"{_num(o['profit_factor'])} / {_num(o['expectancy'], 4)} per trade "
-              f"({_num(o['expectancy_pct_of_equity'], 3)}% of equity)")
-    t.add_row("Sharpe / Sortino", f"{_num(o['sharpe'])} / {_num(o['sortino'])} (daily equity returns, x sqrt(365))")
-    t.add_row("fees", f"{s.fees:.4f}")
-    t.add_row("funding", f"{s.funding:+.4f} ({s.funding_events} settlements; in the PnL, negative = paid)")
-    for k, v in s.inputs.items():
-        t.add_row(k, v)
-    if s.data_settings:
-        t.add_row("data settings", ", ".join(f"{k}={v}" for k, v in s.data_settings.items())
-                  + " (from the data folder's replay.env; set them in .env to change)")
+    t = Table(title="Replay summary", show_header=False)
+    for label, value in summary_rows(rep):
+        t.add_row(label, value)
     console.print(t)
-    if s.rejections:
-        r = Table(title="Entry rejections by first failing gate (symbol x candle)")
+    if rep["rejections"]:
+        r = Table(title=REJECTIONS_TITLE)
         r.add_column("gate")
         r.add_column("count", justify="right")
-        for name, count in s.rejections.items():
+        for name, count in rep["rejections"].items():
             r.add_row(name, str(count))
         console.print(r)
-    for title, key, label in (("Per pair", "per_pair", "pair"), ("Per exit reason", "per_exit_reason", "exit"),
-                              ("Per side", "per_side", "side")):
+    for title, key, label in STATS_TABLES:
         if rep[key]:
             console.print(_stats_table(title, label, rep[key]))
 
 
-def _num(v: Any, digits: int = 2) -> str:
-    if v is None:
-        return "-"
-    if isinstance(v, str):
-        return v
-    f = float(v)
-    return "-" if math.isnan(f) else ("inf" if math.isinf(f) else f"{f:.{digits}f}")
-
-
-def _pct(v: Any) -> str:
-    return "-" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{float(v) * 100:.1f}%"
-
-
 def _stats_table(title: str, label: str, groups: dict[str, dict[str, Any]]) -> Table:
-    t = Table(title=title, caption="PF: profit factor; exp: expectancy (mean PnL per trade); h: average hours held")
+    t = Table(title=title, caption=STATS_CAPTION)
     t.add_column(label, no_wrap=True)
-    for c in ("trades", "win", "PnL", "fees", "PF", "exp", "h"):
+    for c in STATS_COLUMNS:
         t.add_column(c, justify="right")
-    for k, g in groups.items():
-        t.add_row(k.removesuffix("/USDT:USDT"), str(g["trades"]), _pct(g["win_rate"]), _num(g["pnl"], 4), _num(g["fees"], 4),
-                  _num(g["profit_factor"]), _num(g["expectancy"], 4), _num(g["avg_duration_h"], 1))
+    for row in stats_rows(groups):
+        t.add_row(*row)
     return t
 
 

@@ -175,14 +175,19 @@ def update_env_text(text: str, changes: dict[str, str | None]) -> str:
 
 def atomic_write_text(path: str | os.PathLike[str], text: str, mode: int = 0o600) -> None:
     """Write `text` to `path` so a crash leaves either the old or the new file, never half."""
+    atomic_write_bytes(path, text.encode("utf-8"), mode)
+
+
+def atomic_write_bytes(path: str | os.PathLike[str], data: bytes, mode: int = 0o600) -> None:
+    """Write `data` through a temporary file in the same folder, fsync, rename, fsync the folder."""
     path = Path(path)
     directory = path.parent if str(path.parent) else Path(".")
     directory.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
     try:
         os.fchmod(fd, mode)
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
-            fh.write(text)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)

@@ -6,7 +6,8 @@ and never touches earlier rows (the batch stays pending and is retried). A file 
 line has no newline (the process died inside a write) is cut back to its last complete line
 when it is opened.
 
-Rotation: before a batch is appended, a file already larger than ``max_bytes`` is renamed
+Rotation: before a batch is appended, a file already larger than ``max_bytes`` (or written
+for longer than ``max_age_s``, counted from when this writer began or adopted it) is renamed
 (atomically, same file system) into the archive directory as
 ``<parent>-<stem>.<UTC stamp><suffix>`` and the batch starts a new file (with a header for
 CSV). The current file therefore always exists and holds the newest rows; it exceeds
@@ -34,7 +35,8 @@ from typing import Any
 from .audit_rows import json_safe
 from .scrub import scrub, scrub_obj
 
-__all__ = ["CsvSink", "FileSink", "JsonlSink", "archive_name", "archived_files", "csv_cell", "dumps"]
+__all__ = ["CsvSink", "FileSink", "JsonlSink", "archive_name", "archived_files", "csv_cell", "dumps",
+           "fsync_dir"]
 
 log = logging.getLogger("crot.audit")
 
@@ -57,7 +59,8 @@ def archived_files(path: Path, archive_dir: Path) -> list[Path]:
     return sorted(archive_dir.glob(f"{path.parent.name}-{path.stem}.*{path.suffix}"))
 
 
-def _fsync_dir(directory: Path) -> None:
+def fsync_dir(directory: Path) -> None:
+    """Make a rename or a new file in ``directory`` durable (best effort)."""
     try:
         fd = os.open(directory, os.O_RDONLY)
     except OSError:
@@ -109,10 +112,12 @@ class FileSink:
 
     def __init__(self, path: Path, archive_dir: Path, max_bytes: int,
                  clock: Callable[[], float] = time.time, max_pending: int = 200_000,
-                 trusted: bool = False):
+                 trusted: bool = False, max_age_s: float = 0.0):
         self.path = Path(path)
         self.archive_dir = Path(archive_dir)
         self.max_bytes = int(max_bytes)
+        self.max_age_s = float(max_age_s)  # 0: rotate by size only
+        self.started: float | None = None  # when this writer began (or adopted) the current file
         self.clock = clock
         self.max_pending = max_pending
         self.trusted = trusted
@@ -137,7 +142,9 @@ class FileSink:
         if not self._opened:
             self._open_existing()
             self._opened = True
-        if self._size() > self.max_bytes:
+            if self._size() > 0:
+                self._start()
+        if self._size() > self.max_bytes or self.too_old():
             try:
                 self.rotate()
             except OSError as exc:  # keep appending to the big file; retried next time
@@ -146,6 +153,14 @@ class FileSink:
         self._append(text)
         del self.pending[:len(rows)]
         return len(rows)
+
+    def _start(self) -> None:
+        self.started = self.clock() if self.max_age_s > 0 else 0.0
+
+    def too_old(self) -> bool:
+        """The current file has been written for longer than ``max_age_s``."""
+        return (self.max_age_s > 0 and self.started is not None and self._size() > 0
+                and self.clock() - self.started > self.max_age_s)
 
     # -- hooks -----------------------------------------------------------------------------
     def _encode(self, rows: list[dict[str, Any]]) -> str:
@@ -207,7 +222,8 @@ class FileSink:
                     log.error("audit: could not roll %s back to %d bytes: %s", self.path, start, exc)
                 raise
         if created:
-            _fsync_dir(self.path.parent)
+            self._start()
+            fsync_dir(self.path.parent)
 
     def rotate(self) -> Path | None:
         """Move the current file into the archive directory; None when there is nothing."""
@@ -221,9 +237,10 @@ class FileSink:
             n += 1
             target = self.archive_dir / f"{target.stem.split('~')[0]}~{n}{self.path.suffix}"
         os.replace(self.path, target)
-        _fsync_dir(self.archive_dir)
-        _fsync_dir(self.path.parent)
+        fsync_dir(self.archive_dir)
+        fsync_dir(self.path.parent)
         self.rotations.append(target)
+        self.started = None
         self._after_rotate()
         return target
 

@@ -8,12 +8,15 @@ stream         files                                      table               sc
 =============  =========================================  ==================  ==========
 trades         trades.csv                                 audit_trades        profile
 cycles         cycle_stats.csv                            audit_cycles        profile
-signals        signal_analytics.csv + .jsonl              audit_signals       profile
+signals        signal_analytics.csv + .jsonl (optional)   audit_signals (*)   profile
 diagnostics    diagnostics.csv + .jsonl                   audit_diagnostics   profile
 account        account_pnl.csv                            audit_account       global
 macro          macro.csv                                  audit_macro         global
 external       external_prices.csv                        audit_external      global
 =============  =========================================  ==================  ==========
+
+(*) schema 2 stores signals compactly in ``audit_signal_rows`` and friends (see
+``audit_signals``); ``audit_signals`` is a view with the schema-1 columns below.
 
 ``ts_ms`` is the event time in epoch milliseconds and ``time`` the same instant in UTC ISO-8601;
 for signals ``ts_ms`` is the OPEN time of the closed candle the decision was made on and
@@ -98,6 +101,10 @@ FILE_NAMES: dict[str, str] = {
 }
 DB_NAME = "audit.sqlite"
 ARCHIVE_DIR_NAME = "csv_archive"
+#: rotated SQLite files, beside the current one
+DB_ARCHIVE_DIR_NAME = "audit_archive"
+#: the live signal files that ``signal_files`` / AUDIT_SIGNAL_FILES can switch on
+SIGNAL_FILE_FORMATS: tuple[str, ...] = ("csv", "jsonl")
 
 
 def gate_columns(gate: str) -> tuple[str, ...]:

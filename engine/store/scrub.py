@@ -45,11 +45,14 @@ def scrub_full(text: object) -> str:
     return out
 
 
-# Shortcut: every pattern above needs one of '=', ':', '%' or the word 'bearer'; a string with
-# none of them and no registered secret in it comes out unchanged. Results of short strings
-# are memoised (gate names, kinds, symbols repeat on every row); the memo is dropped whenever
-# the set of registered secrets grows (it only grows: there is no unregister).
-_TRIGGER = re.compile(r"[=:%]|bearer", re.IGNORECASE)
+# Shortcut: every pattern above and in ``redact`` needs one of these words (or '://' for a URL
+# query): a string with none of them and no registered secret in it comes out unchanged
+# (gate details such as "ratio below minimum: 0.73" are common and need no regex pass).
+# Results of short strings are memoised (gate names, kinds, symbols repeat on every row); the
+# memo is dropped whenever the set of registered secrets grows (it only grows: there is no
+# unregister).
+_TRIGGER = re.compile(r"://|accesskeyid|sign|apikey|api_key|secret|passphrase|password|requestkey|access[_-]key|"
+                      r"authorization|bearer", re.IGNORECASE)
 _MEMO_MAX = 65_536
 _MEMO_MAX_LEN = 256
 _memo: dict[str, str] = {}

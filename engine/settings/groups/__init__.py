@@ -8,6 +8,7 @@ from .exits import ExitsSettings
 from .fees import FeesSettings
 from .hedge import HedgeGlobalSettings
 from .macro import MacroSettings
+from .alerts import AlertsGlobalSettings
 from .monitoring import MonitoringGlobalSettings
 from .monitoring import MonitoringSettings
 from .profiles import ProfilesGlobalSettings
@@ -21,4 +22,4 @@ from .sizing import SizingSettings
 from .volatility import VolatilitySettings
 
 SIDE_GROUPS = (SignalSettings, SizingSettings, EntrySettings, FeesSettings, ExitsSettings, AveragingSettings, AccountSettings, VolatilitySettings, MacroSettings, MonitoringSettings, ReferenceSettings, RuntimeSettings,)
-GLOBAL_GROUPS = (HedgeGlobalSettings, ExchangeGlobalSettings, MonitoringGlobalSettings, ReferenceGlobalSettings, RuntimeGlobalSettings, SecretsGlobalSettings, ProfilesGlobalSettings,)
+GLOBAL_GROUPS = (HedgeGlobalSettings, ExchangeGlobalSettings, MonitoringGlobalSettings, AlertsGlobalSettings, ReferenceGlobalSettings, RuntimeGlobalSettings, SecretsGlobalSettings, ProfilesGlobalSettings,)
