@@ -243,13 +243,27 @@ async def rehearse(tmp: Path, *, candles: int = 120, warmup: int = 200, factor: 
 
 
 def _audit_decisions(folder: Path) -> int:
-    """Decision rows the audit trail wrote (every profile's decisions file)."""
-    rows = 0
+    """Decision rows the audit trail wrote: the audit SQLite's signal rows (current and rotated
+    files); the JSONL files only when AUDIT_SIGNAL_FILES writes them and no SQLite holds them."""
+    import sqlite3
+
+    from engine.store.audit_signals import ROWS, signal_tables
+
+    rows = jsonl = 0
     for path in folder.rglob("*"):
-        if path.is_file() and "signal_analytics" in path.name and path.suffix == ".jsonl":
+        if not path.is_file():
+            continue
+        if path.suffix == ".sqlite":
+            db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+            try:
+                if signal_tables(db):
+                    rows += db.execute(f"SELECT COUNT(*) FROM {ROWS}").fetchone()[0]
+            finally:
+                db.close()
+        elif "signal_analytics" in path.name and path.suffix == ".jsonl":
             with open(path, encoding="utf-8") as fh:
-                rows += sum(1 for line in fh if line.strip())
-    return rows
+                jsonl += sum(1 for line in fh if line.strip())
+    return rows or jsonl
 
 
 def stop_events(run: Rehearsal) -> list[StopEvent]:
