@@ -145,7 +145,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     from engine.runtime.replay_cli import add_replay_parser
 
-    add_replay_parser(sub, lambda env, missing_ok: _load(env, missing_ok=missing_ok))
+    add_replay_parser(sub, _load)
 
     from engine.analysis.cli import add_analyze_parser
 
@@ -153,11 +153,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     from engine.market.download_cli import add_download_parser
 
-    add_download_parser(sub, lambda env, missing_ok: _load(env, missing_ok=missing_ok))
+    add_download_parser(sub, _load)
 
     from engine.research.cli import add_optimize_parser
 
-    add_optimize_parser(sub, lambda env, missing_ok: _load(env, missing_ok=missing_ok))
+    add_optimize_parser(sub, _load)
 
     from engine.store.audit_cli import add_audit_parser
 

@@ -49,14 +49,15 @@ from typing import Any, Literal
 
 from engine.exchange import errors as E
 from engine.market.candles import Candle, timeframe_ms
-from engine.settings.envfile import atomic_write_bytes
 from engine.market.feeds import CSV_HEADER, FUNDING_HEADER, read_candles_csv, read_funding_csv
+from engine.settings.envfile import atomic_write_bytes
 
 __all__ = [
     "COVERAGE_FILE", "DownloadError", "DownloadReport", "SeriesResult", "download", "plan_symbols",
 ]
 
 COVERAGE_FILE = ".crot-download.json"
+REPLAY_FILE_MODE = 0o644  # replay data is not secret (atomic_write_bytes defaults to 0600)
 REFERENCE_DIR = "reference"  # as engine.runtime.replay_data.REFERENCE_DIR
 HTX_KLINE_PAGE = 2000
 MEXC_KLINE_PAGE = 2000
@@ -177,11 +178,6 @@ def _windows(lo: int, hi: int, span: int) -> list[tuple[int, int]]:
 # --------------------------------------------------------------------------- files
 
 
-def _atomic_write_bytes(path: Path, data: bytes, mode: int = 0o644) -> None:
-    """Old file or new, never half (replay data is not secret: mode 0644)."""
-    atomic_write_bytes(path, data, mode)
-
-
 def _file_for(data_dir: Path, stem: str) -> Path:
     """An existing ``stem.csv`` is extended in place (two files for one series would stop the
     replay); otherwise ``stem.csv.gz``."""
@@ -235,7 +231,7 @@ class _Coverage:
     def save(self) -> None:
         text = json.dumps({"version": 1, "note": "ranges [start_ms, end_ms) crot download has fetched",
                            "covered": self.ranges, "rows": self.rows}, indent=1, sort_keys=True) + "\n"
-        _atomic_write_bytes(self.path, text.encode("utf-8"))
+        atomic_write_bytes(self.path, text.encode("utf-8"), REPLAY_FILE_MODE)
 
 
 # --------------------------------------------------------------------------- venues
@@ -380,7 +376,7 @@ class _Downloader:
         rows = {**new, **existing}  # a row already recorded stays as it was
         text = _candles_text(rows) if job.series.kind == "candles" else _funding_text(rows)
         if rows or job.path.is_file():
-            _atomic_write_bytes(job.path, _encode(job.path, text))
+            atomic_write_bytes(job.path, _encode(job.path, text), REPLAY_FILE_MODE)
         self.coverage.add(job.series.key, fetched, len(rows))
         self.coverage.save()
 

@@ -12,14 +12,14 @@ from __future__ import annotations
 
 import io
 import math
-import os
-import tempfile
 from bisect import bisect_right
 from collections.abc import Sequence
 from datetime import datetime, timezone
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
+
+from engine.settings.envfile import atomic_write_bytes
 
 __all__ = ["EQUITY", "INSTALL_HINT", "PAIRS", "MissingPlotting", "drawdown_pct", "render", "write_plots"]
 
@@ -170,18 +170,6 @@ def render(s: Any, rep: dict[str, Any]) -> dict[str, dict[str, bytes]]:
     return out
 
 
-def _atomic_write_bytes(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        os.fchmod(fd, 0o644)
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def write_plots(charts: dict[str, dict[str, bytes]], out_dir: str | Path) -> list[Path]:
     """Write ``render``'s charts as ``<stem>.svg`` / ``<stem>.png`` into ``out_dir``."""
     out = Path(out_dir)
@@ -189,6 +177,6 @@ def write_plots(charts: dict[str, dict[str, bytes]], out_dir: str | Path) -> lis
     paths = []
     for stem, files in charts.items():
         for fmt, data in files.items():
-            _atomic_write_bytes(out / f"{stem}.{fmt}", data)
+            atomic_write_bytes(out / f"{stem}.{fmt}", data, mode=0o644)
             paths.append(out / f"{stem}.{fmt}")
     return paths
