@@ -2,11 +2,16 @@
 HTX venue (ccxt's real client), real USDT-M perp candles, faults injected (tests/rehearsal.py).
 
 Prints: polls, entries, faults injected, protection problems after polls, duplicated orders,
-decisions per closed candle, and the fill-to-stop latency (venue time from the first fill of a
-new position to its stop on the book, with the polling fallback: the stop goes out at the
-first poll after the fill), with the machine.
+decisions per closed candle, and the fill-to-stop latency (venue time from the fill that opens
+a position to the first stop resting for it), split by what protected it first: the stop
+attached to the entry order (HARD_STOP_ATTACH_TO_ENTRY, active the moment the order has filled)
+or the stop the bot placed at its next poll (the polling fallback: partial fills, or the
+setting off), with the machine.
 
-    python bench/rehearsal.py [--candles 600] [--factor 1500] [--seeds 3]
+    python bench/rehearsal.py [--candles 600] [--factor 1500] [--seeds 3] [--partial 0.5] [--no-attach]
+
+Venue time runs `factor` times faster than the machine's clock, so a poll's own duration
+counts `factor` times: the polling figures are an upper bound for a machine this fast.
 """
 
 from __future__ import annotations
@@ -32,15 +37,20 @@ def pct(values: list[float], q: float) -> float:
     return values[min(len(values) - 1, int(round(q * (len(values) - 1))))]
 
 
-async def main(candles: int, factor: float, seeds: int) -> int:
+async def main(candles: int, factor: float, seeds: int, partial: str, attach: bool) -> int:
     print(f"machine: {platform.platform()}, {os.cpu_count()} cpus, python {platform.python_version()}")
-    print(f"rehearsal: {candles} candles x {seeds} seeds, clock x{factor:g}, poll interval 3 s (venue time)")
+    print(f"rehearsal: {candles} candles x {seeds} seeds, clock x{factor:g}, poll interval 3 s (venue time), "
+          f"partial fill per candle {partial}, HARD_STOP_ATTACH_TO_ENTRY={str(attach).lower()}")
     latencies: list[float] = []
+    by_how: dict[str, list[float]] = {}
     bad = 0
     for seed in range(1, seeds + 1):
         with tempfile.TemporaryDirectory() as tmp:
-            run = await rehearse(Path(tmp), candles=candles, factor=factor, seed=seed, start=1900)
+            run = await rehearse(Path(tmp), candles=candles, factor=factor, seed=seed, start=1900,
+                                 partial_fill=partial, extra={"HARD_STOP_ATTACH_TO_ENTRY": str(attach).lower()})
         latencies += run.fill_to_stop_ms
+        for _, ms, how in run.fill_to_stop:
+            by_how.setdefault(how, []).append(float(ms))
         per = run.decided_per_candle[1:-1]
         print(f"seed {seed}: polls {run.steps}, wall {run.wall_s:.1f} s, entries placed "
               f"{len(run.orders('placed', 'entry'))}, decisions/candle min {min(per) if per else 0} "
@@ -48,8 +58,13 @@ async def main(candles: int, factor: float, seeds: int) -> int:
               f"duplicated orders {run.duplicates + run.executed_twice}, expired ids re-sent {run.reused_ids}, audit decision rows {run.audit_decision_rows}")
         print(f"        faults reaching the venue: {run.faults}")
         bad += len(run.problems) + run.duplicates + run.executed_twice
-    print(f"fill-to-stop (venue ms, polling fallback), n={len(latencies)}: p50 {pct(latencies, 0.5):.0f}, "
+    print(f"fill-to-stop (venue ms), all positions, n={len(latencies)}: p50 {pct(latencies, 0.5):.0f}, "
           f"p99 {pct(latencies, 0.99):.0f}, max {max(latencies, default=float('nan')):.0f}")
+    for how, values in sorted(by_how.items()):
+        label = {"attached": "protected first by the attached stop", "placed": "polling fallback (bot's stop)",
+                 "none": "closed before any stop rested (ms it lived)"}[how]
+        print(f"    {label}, n={len(values)}: p50 {pct(values, 0.5):.0f}, p99 {pct(values, 0.99):.0f}, "
+              f"max {max(values):.0f}")
     return 1 if bad else 0
 
 
@@ -58,5 +73,7 @@ if __name__ == "__main__":
     ap.add_argument("--candles", type=int, default=600)
     ap.add_argument("--factor", type=float, default=1500.0)
     ap.add_argument("--seeds", type=int, default=3)
+    ap.add_argument("--partial", default="1", help="share of an order one candle fills (0..1]")
+    ap.add_argument("--no-attach", action="store_true", help="HARD_STOP_ATTACH_TO_ENTRY=false")
     a = ap.parse_args()
-    raise SystemExit(asyncio.run(main(a.candles, a.factor, a.seeds)))
+    raise SystemExit(asyncio.run(main(a.candles, a.factor, a.seeds, a.partial, not a.no_attach)))

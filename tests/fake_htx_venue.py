@@ -50,6 +50,14 @@ Details (last 3 days)" GET /v5/trade/order/details, "Get Position Mode" /v5/posi
   start_time..end_time defaults to the last 48 h and may not be longer; newest first;
   fill rows carry `client_order_id`;
 * `sl_trigger_price_type` is "last" (default) or "mark";
+* an order may carry its own stop-loss ("Place Order": `sl_trigger_price`, `sl_order_price`,
+  `sl_type` "market" by default, `sl_trigger_price_type`): HTX keeps it "Not Activated" until
+  the order fills ("[Cross]Query Info Of Take-profit and Stop-loss Order That Related To
+  Position Opening Order": status 1 "Not Activated", the TP/SL volume is the order's volume,
+  `relation_order_id` -1 before it is triggered). It then lists as an `sl` algo order without
+  an `algo_client_order_id`. What a PARTIAL fill does is not documented: this venue activates
+  nothing until the order has filled completely, and an order cancelled part-filled takes its
+  stop with it (the simulator's model, the less kind reading);
 * account set-up: asset mode (the v5 API is for Multi-Assets Collateral accounts), position
   mode single_side / dual_side (switching is refused with 1493/1494 while orders/positions
   exist), leverage per contract (POST /v5/position/lever).
@@ -295,6 +303,9 @@ class FakeHtxVenue:
         self.position_mode = "single_side"
         self.margin_mode = "cross"
         self.stop_trigger_types: dict[str, str] = {}  # sim stop id -> last | mark
+        self._attached: dict[str, tuple[Decimal, str]] = {}  # sim order id -> its sl (trigger, type)
+        self.fill_venue_ms: dict[str, int] = {}  # sim fill id -> venue time it happened
+        self.stop_active_ms: dict[str, int] = {}  # sim stop id -> venue time it started resting
         self._website_cids = 0
         self.cancel_next_post_only = 0  # a fault: the next N post-only orders are system-cancelled
         self._fees: dict[str, Decimal] = {}
@@ -352,9 +363,15 @@ class FakeHtxVenue:
         served = self.klines[symbol]
         if served and ts_ms <= served[-1].ts_ms:
             raise ValueError(f"{symbol}: candle {ts_ms} is not after {served[-1].ts_ms}")
+        fills, attached = len(self.sim._fills), len(self.sim.attached_from)
         self.sim.on_candle(symbol, ts_ms, D(o), D(h), D(low), D(c))
         served.append(Candle(ts_ms, float(o), float(h), float(low), float(c), float(volume)))
         self.now_ms = max(self.now_ms, ts_ms + self.tf_ms)
+        for f in self.sim._fills[fills:]:
+            self.fill_venue_ms[f.id] = self.now_ms
+        for stop_id in list(self.sim.attached_from)[attached:]:
+            self.stop_active_ms[stop_id] = self.now_ms
+            self.stop_trigger_types[stop_id] = self._attached[self.sim.attached_from[stop_id]][1]
 
     def advance_to(self, now_ms: int) -> None:
         """Let the recorded series trade until `now_ms`: every candle closed by then, in time order."""
@@ -389,6 +406,35 @@ class FakeHtxVenue:
     def calls(self, method: str | None = None, path: str | None = None) -> list[VenueRequest]:
         return [r for r in self.requests
                 if (method is None or r.method == method.upper()) and (path is None or r.path == path)]
+
+    def fill_to_stop(self) -> list[tuple[str, int, str]]:
+        """For every position that opened: (symbol, venue ms from its opening fill to the first
+        stop resting for it, "attached" | "placed"). A position that closed before any stop
+        rested is reported with the ms it lived and "none"."""
+        out: list[tuple[str, int, str]] = []
+        stops = [(self.stop_active_ms[o.id], o) for o in self.sim.all_orders() if o.id in self.stop_active_ms]
+        held: dict[str, Decimal] = {}
+        opened: dict[str, int] = {}
+        for f in self.sim._fills:
+            t = self.fill_venue_ms.get(f.id, self.now_ms)
+            before = held.get(f.symbol, Decimal(0))
+            after = before + (f.amount if f.side == "buy" else -f.amount)
+            held[f.symbol] = after
+            if before == 0 and after != 0:
+                opened[f.symbol] = t
+            elif after == 0 and f.symbol in opened:
+                t0 = opened.pop(f.symbol)
+                first = min(((ts, o) for ts, o in stops if o.symbol == f.symbol and t0 <= ts <= t),
+                            default=None, key=lambda x: x[0])
+                out.append((f.symbol, (first[0] if first else t) - t0,
+                            "none" if first is None else "attached" if first[1].id in self.sim.attached_from
+                            else "placed"))
+        for symbol, t0 in opened.items():
+            first = min(((ts, o) for ts, o in stops if o.symbol == symbol and t0 <= ts),
+                        default=None, key=lambda x: x[0])
+            if first is not None:
+                out.append((symbol, first[0] - t0, "attached" if first[1].id in self.sim.attached_from else "placed"))
+        return out
 
     async def protection_problems(self) -> list[str]:
         """Every open position must have exactly one open stop-loss, reduce-only, closing side,
@@ -570,6 +616,7 @@ class FakeHtxVenue:
         vid = self._venue_id(o)
         avg = o.average_price
         fee = self._fees.get(o.id, Decimal(0))
+        sl = self._attached.get(o.id)
         # HTX v5 order rows carry a "Query ID" in `id` (a paging cursor) that is NOT the order
         # id: ccxt's parsed `id` prefers it, and a cancel sent with it is answered 1061.
         return {
@@ -580,7 +627,8 @@ class FakeHtxVenue:
             "margin_mode": "cross", "lever_rate": int(self._levers[o.symbol] or 1), "order_source": "api",
             "reduce_only": o.reduce_only, "time_in_force": "gtc",
             "tp_trigger_price": "", "tp_order_price": "", "tp_type": "0", "tp_trigger_price_type": "",
-            "sl_trigger_price": "", "sl_order_price": "", "sl_type": "0", "sl_trigger_price_type": "",
+            "sl_trigger_price": fmt(sl[0]) if sl else "", "sl_order_price": "",
+            "sl_type": "market" if sl else "0", "sl_trigger_price_type": sl[1] if sl else "",
             "trade_avg_price": fmt(avg) if avg is not None else "0", "trade_volume": fmt(o.filled),
             "trade_turnover": fmt(o.filled * contract.contract_size * avg) if avg is not None else "0",
             "fee_currency": "USDT" if fee else "", "fee": fmt(fee), "price_protect": False,
@@ -630,7 +678,7 @@ class FakeHtxVenue:
             "updated_time": str(self.now_ms),
             "sl_trigger_price": fmt(o.trigger_price), "sl_order_price": "0", "sl_type": "market",
             "sl_trigger_price_type": self.stop_trigger_types.get(o.id, "last"),
-            "order_source": "web" if o.id not in self._venue_cid else "api",
+            "order_source": "api" if o.id in self._venue_cid or o.id in self.sim.attached_from else "web",
         }
 
     # ------------------------------------------------------------------ endpoints: reads
@@ -891,6 +939,17 @@ class FakeHtxVenue:
         if body.get("position_side") not in (None, "both"):
             raise VenueProtocolError(1036, f"position_side {body.get('position_side')!r} in one-way mode")
         sim_cid = self._sim_cid()
+        if any(k in body for k in ("tp_trigger_price", "tp_order_price", "tp_type", "sl_order_price")):
+            raise VenueProtocolError(1036, f"the bot never sends a take-profit or a limit stop: {body}")
+        sl_type, sl_price_type = body.get("sl_type", "market"), body.get("sl_trigger_price_type", "last")
+        if sl_type != "market" or sl_price_type not in ("last", "mark"):
+            return _err(1067, f"Illegal parameter sl_type/sl_trigger_price_type: {sl_type!r}/{sl_price_type!r}",
+                        self.now_ms)
+        stop = None
+        if "sl_trigger_price" in body:
+            if kind != "post_only" or reduce_only:
+                raise VenueProtocolError(1036, f"the bot attaches stops to entries only: {body}")
+            stop = self._price(body.get("sl_trigger_price"), contract.price_tick)
         try:
             if kind == "post_only" and not reduce_only:
                 price = self._price(body.get("price"), contract.price_tick)
@@ -898,7 +957,10 @@ class FakeHtxVenue:
                     if self.cancel_next_post_only > 0:  # the book moved through it as it arrived
                         self.cancel_next_post_only -= 1
                         raise E.PostOnlyWouldCross("book moved")
-                    order = await self.sim.place_post_only(contract.symbol, side, volume, price, sim_cid)
+                    order = await self.sim.place_post_only(contract.symbol, side, volume, price, sim_cid,
+                                                           stop_loss=stop)
+                    if stop is not None:
+                        self._attached[order.id] = (stop, sl_price_type)
                 except E.PostOnlyWouldCross:
                     order = self._cancel_by_system(rec, contract, side, volume, price, sim_cid)
             elif kind == "limit" and reduce_only:
@@ -961,6 +1023,7 @@ class FakeHtxVenue:
         self._cids[("algo", cid)] = order.id
         self._venue_cid[order.id] = cid
         self.stop_trigger_types[order.id] = trigger_type
+        self.stop_active_ms.setdefault(order.id, rec.venue_ms)
         return _ok([{"algo_id": self._venue_id(order), "algo_client_order_id": str(cid)}], self.now_ms)
 
     async def _cancel(self, rec: VenueRequest) -> dict:

@@ -28,6 +28,7 @@ from typing import Any
 
 from engine.exchange.htx import HtxExchange
 from engine.exchange.retry import RetryPolicy
+from engine.exchange.sim import SimConfig
 from engine.exchange.testing import deny_network
 from engine.market.candles import Candle
 from engine.market.feeds import CcxtFeed, FileFeed
@@ -88,7 +89,9 @@ class Rehearsal:
     reused_ids: int = 0  # expired client ids sent again (HTX accepts them as new orders)
     executed_twice: int = 0  # ... where the first order had filled: one intent executed twice
     reuses: list[str] = field(default_factory=list)  # what each reuse was, for the figures
-    fill_to_stop_ms: list[float] = field(default_factory=list)  # venue time from fill to stop on the book
+    fill_to_stop_ms: list[float] = field(default_factory=list)  # venue ms from opening fill to a resting stop
+    fill_to_stop: list[tuple[str, int, str]] = field(default_factory=list)  # (symbol, ms, attached|placed|none)
+    venue_requests: list[Any] = field(default_factory=list)
     decided_per_candle: list[int] = field(default_factory=list)
     audit_decision_rows: int = 0
     wall_s: float = 0.0
@@ -112,20 +115,12 @@ class _Pacer(asyncio.Event):
         super().__init__()
         self.venue, self.clock, self.run, self.rng, self.end_ms = venue, clock, run, rng, end_ms
         self.faults_at = faults_at
-        self.first_fill: dict[str, int] = {}
-        self.seen_fill_ids: set[str] = set()
 
     async def check(self) -> None:
         self.run.polls_checked += 1
         problems = await self.venue.protection_problems()
         if problems:
             self.run.problems.append((self.run.polls_checked, problems))
-        stops = {o.symbol for o in await self.venue.sim.fetch_open_orders() if o.kind == "stop_loss"}
-        for symbol, t in list(self.first_fill.items()):
-            if symbol in stops:
-                # a fill at t; the stop was seen after the step that followed it
-                self.run.fill_to_stop_ms.append(float(self.venue.now_ms - t))
-                del self.first_fill[symbol]
 
     async def wait(self) -> bool:
         await self.check()
@@ -133,14 +128,8 @@ class _Pacer(asyncio.Event):
         if action is not None:
             action()
         await asyncio.sleep(self.run_pause())
-        before = {p.symbol for p in await self.venue.sim.fetch_positions()}
         delay = self.rng.randint(500, 4_000)
         self.venue.advance_to(min(self.end_ms, self.clock.base() - delay))
-        for p in await self.venue.sim.fetch_positions():
-            if p.symbol not in before and p.symbol not in self.first_fill:
-                fills = [f for f in await self.venue.sim.fetch_fills([p.symbol], 0) if f.id not in self.seen_fill_ids]
-                self.seen_fill_ids |= {f.id for f in fills}
-                self.first_fill[p.symbol] = max((f.ts_ms for f in fills), default=self.venue.now_ms)  # this position's fill
         if self.venue.now_ms >= self.end_ms:
             self.set()
         return True
@@ -150,6 +139,7 @@ class _Pacer(asyncio.Event):
 
 
 def _settings(extra: dict[str, str] | None = None):
+    """The rehearsal's settings plus `extra` (raw .env values by key)."""
     values = {**SETTINGS, "HTX_API_KEY": API_KEY, "HTX_API_SECRET": SECRET, **(extra or {})}
     return settings_from_assignments([Assignment(k, v, i + 1) for i, (k, v) in enumerate(values.items())])
 
@@ -161,14 +151,19 @@ def _series(start: int, candles: int) -> dict[str, list[Candle]]:
 
 async def rehearse(tmp: Path, *, candles: int = 120, warmup: int = 200, factor: float = 1500.0,
                    jitter_ms: int = 2_500, seed: int = 11, start: int = 2000, faults: bool = True,
-                   timeout_ms: int = 400) -> Rehearsal:
-    """Run the rehearsal over `candles` candles after `warmup`; returns what was seen."""
+                   timeout_ms: int = 400, extra: dict[str, str] | None = None,
+                   partial_fill: str = "1") -> Rehearsal:
+    """Run the rehearsal over `candles` candles after `warmup`; returns what was seen.
+    `partial_fill`: the share of a resting order one candle fills (below 1: entries fill over
+    several candles, and an attached stop waits for the last part)."""
     rng = random.Random(seed)
     run = Rehearsal(candles=candles)
     series = _series(start, warmup + candles)
     with deny_network() as refused:
+        cfg = SimConfig(initial_wallet=Decimal("10000"), stops_reserve_closeable=False, candle_ms=STEP_MS,
+                        name="htx-sim", partial_fill_fraction=Decimal(partial_fill))
         async with FakeHtxVenue(api_key=API_KEY, secret=SECRET, series=series, start_candles=warmup,
-                                contracts=CONTRACTS) as venue:
+                                contracts=CONTRACTS, sim_config=cfg) as venue:
             first = min(c[0].ts_ms for c in series.values())
             start_ms = first + warmup * STEP_MS + rng.randint(1_000, 250_000)  # anywhere in a candle
             end_ms = first + (warmup + candles) * STEP_MS
@@ -219,11 +214,14 @@ async def rehearse(tmp: Path, *, candles: int = 120, warmup: int = 200, factor: 
             bus = EventBus()
             bus.subscribe(run.events.append)
             t0 = time.monotonic()
-            run.steps = await run_live(_settings(), bus=bus, parts=LiveParts(exchange, feed, None, None, (exchange,)),
+            run.steps = await run_live(_settings(extra), bus=bus, parts=LiveParts(exchange, feed, None, None, (exchange,)),
                                        clock_ms=clock, stop=pacer, db_path=tmp / "live.sqlite",
                                        wait=None, benchmark=BENCHMARK)
             run.wall_s = time.monotonic() - t0
             await pacer.check()
+            run.fill_to_stop = venue.fill_to_stop()
+            run.fill_to_stop_ms = [float(ms) for _, ms, how in run.fill_to_stop if how != "none"]
+            run.venue_requests = list(venue.requests)
             run.duplicates = len(venue.duplicate_client_ids)
             run.reused_ids = len(venue.reused_client_ids)
             run.executed_twice = len(venue.executed_twice)

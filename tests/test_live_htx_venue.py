@@ -228,8 +228,12 @@ def stop_body(symbol: str, pos: Position, cid: int, trigger: Decimal) -> dict:
             "sl_trigger_price_type": "last"}  # HTX v5: "last" (default) or "mark"
 
 
-async def test_live_loop_trades_through_ccxt_and_keeps_every_position_stopped(venue, tmp_path):
-    run = await run_engine(venue, tmp_path, steps=110)
+@pytest.mark.parametrize("attach", [False, True])
+async def test_live_loop_trades_through_ccxt_and_keeps_every_position_stopped(venue, tmp_path, attach):
+    """With HARD_STOP_ATTACH_TO_ENTRY off, each step that finds a new or changed position sends
+    its stop; on, a rung that filled completely is already protected by the stop it carried."""
+    run = await run_engine(venue, tmp_path, steps=110,
+                           settings=live_settings(HARD_STOP_ATTACH_TO_ENTRY=str(attach).lower()))
     assert run.steps == 110
     assert venue.unexpected == [] and venue.auth_failures == [] and venue.duplicate_client_ids == []
     assert not [e for e in run.events if isinstance(e, ErrorEvent)]
@@ -242,10 +246,16 @@ async def test_live_loop_trades_through_ccxt_and_keeps_every_position_stopped(ve
     assert len(entries) >= 6
     first_step = min(venue.calls("GET", "/v5/account/balance"), key=lambda r: r.venue_ms).venue_ms
     assert all(r.venue_ms > first_step for r in entries)  # the warm-up step opens nothing
+    attached_keys = {"sl_trigger_price", "sl_type", "sl_trigger_price_type"} if attach else set()
     for r in entries:
         assert set(r.body) == {"contract_code", "volume", "margin_mode", "side", "time_in_force",
-                               "client_order_id", "price", "type", "channel_code"}
+                               "client_order_id", "price", "type", "channel_code"} | attached_keys
         assert (r.body["margin_mode"], r.body["time_in_force"], r.body["channel_code"]) == ("cross", "gtc", BROKER)
+        if not attach:
+            continue
+        assert (r.body["sl_type"], r.body["sl_trigger_price_type"]) == ("market", "last")
+        assert Decimal(r.body["sl_trigger_price"]) < Decimal(r.body["price"]) if r.body["side"] == "buy" \
+            else Decimal(r.body["sl_trigger_price"]) > Decimal(r.body["price"])
     assert {r.body["client_order_id"] for r in entries} == {e.client_order_id for e in run.orders("placed", "entry")}
 
     markets = {c.symbol: c.market() for c in CONTRACTS}
@@ -264,6 +274,14 @@ async def test_live_loop_trades_through_ccxt_and_keeps_every_position_stopped(ve
                      and r.body["contract_code"] == code]
             closes = [r for r in step if r.method == "POST" and r.path == "/v5/trade/order"
                       and r.body["contract_code"] == code and r.body["type"] == "market"]
+            came_with_stop = [sid for sid, t in venue.stop_active_ms.items() if sid in venue.sim.attached_from
+                              and before < t <= now and venue.sim.all_orders(symbol)
+                              and any(o.id == sid for o in venue.sim.all_orders(symbol))]
+            if not stops and came_with_stop:
+                assert attach
+                if old is None:
+                    opened[pos.side] += 1
+                continue  # the venue activated the stop the filled rung carried
             if not stops:
                 # the market went through the stop level within the fill candle: closed at market
                 assert closes and closes[0].body["volume"] == fmt(pos.contracts), (now, symbol, pos, step)

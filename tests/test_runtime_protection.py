@@ -214,9 +214,9 @@ class RefusesStops:
             raise E.InvalidOrder("stop refused: trigger rule", venue="sim")
         return await self.sim.place_stop_loss(symbol, position_side, amount, trigger, cid)
 
-    async def place_post_only(self, symbol, side, amount, price, cid):
+    async def place_post_only(self, symbol, side, amount, price, cid, **kw):
         self.entries.append(symbol)
-        return await self.sim.place_post_only(symbol, side, amount, price, cid)
+        return await self.sim.place_post_only(symbol, side, amount, price, cid, **kw)
 
 
 def force_entries(monkeypatch, engine):

@@ -11,6 +11,8 @@ from __future__ import annotations
 from decimal import Decimal as Dec
 from types import SimpleNamespace as NS
 
+import pytest
+
 from engine.exchange.sim import _SimPosition
 from engine.runtime.actions import PlaceEntry
 from engine.runtime.crash import SimulatedCrash
@@ -20,6 +22,8 @@ from engine.runtime.positions import MarketContext
 from engine.runtime.profile import CycleInput, ProfileRunner
 from engine.runtime.snapshot import read_snapshot
 from engine.settings import Settings
+from engine.settings.envfile import Assignment
+from engine.settings.loader import settings_from_assignments
 from engine.store.state import StateStore
 from test_runtime_protection import A, B, C, D, T0, force_entries, market, new_sim, open_positions
 
@@ -51,8 +55,8 @@ class CrashAtEntry:
     def __getattr__(self, name):
         return getattr(self.sim, name)
 
-    async def place_post_only(self, *a):
-        order = await self.sim.place_post_only(*a)
+    async def place_post_only(self, *a, **kw):
+        order = await self.sim.place_post_only(*a, **kw)
         self.entries += 1
         if self.entries == self.n:
             raise SimulatedCrash("killed after an entry reached the venue")
@@ -150,11 +154,15 @@ async def test_a_clean_stop_cancels_resting_entries_and_keeps_the_stops(monkeypa
     await store.close()
 
 
-async def test_a_restart_reconciles_the_fills_of_its_downtime_before_sending_anything(monkeypatch, tmp_path):
+@pytest.mark.parametrize("attach", [False, True])
+async def test_a_restart_reconciles_the_fills_of_its_downtime_before_sending_anything(monkeypatch, tmp_path, attach):
+    """Without an attached stop the first order after the restart is the position's stop; with
+    one (HARD_STOP_ATTACH_TO_ENTRY) the venue already holds it and no order goes out before it."""
     sim = new_sim()
     db = tmp_path / "s.sqlite"
     store = await StateStore.open(db)
-    engine = Engine(Settings.defaults(), sim, store, EventBus(), symbols=[A, B, C, D])
+    settings = settings_from_assignments([Assignment("HARD_STOP_ATTACH_TO_ENTRY", str(attach).lower(), 1)])
+    engine = Engine(settings, sim, store, EventBus(), symbols=[A, B, C, D])
     await engine.start()
     force_entries(monkeypatch, engine)
     await engine.step(T0, {}, new_candle=True)
@@ -171,7 +179,8 @@ async def test_a_restart_reconciles_the_fills_of_its_downtime_before_sending_any
             attr = getattr(sim, name)
             if name.startswith(("place_", "cancel_", "close_")):
                 async def call(*a, **k):
-                    log.append(("order", name, a[0] if a else None))
+                    stops = [o for o in sim.all_orders(C) if o.kind == "stop_loss" and o.is_open]
+                    log.append(("order", name, a[0] if a else None, bool(stops)))
                     return await attr(*a, **k)
                 return call
             return attr
@@ -180,12 +189,16 @@ async def test_a_restart_reconciles_the_fills_of_its_downtime_before_sending_any
     bus.subscribe(lambda e: log.append(("fill", e.symbol)) if isinstance(e, FillEvent) else None)
     bus.subscribe(lambda e: log.append(("repair", e.symbol)) if e.kind == "repair" else None)
     store = await StateStore.open(db)
-    engine2 = Engine(Settings.defaults(), Recorder(), store, bus, symbols=[A, B, C, D])
+    engine2 = Engine(settings, Recorder(), store, bus, symbols=[A, B, C, D])
     await engine2.start()
     await engine2.step(t + 1_234, {})
     first_order = next(i for i, e in enumerate(log) if e[0] == "order")
     assert ("fill", C) in log[:first_order]  # the downtime's fill was reconciled first
-    assert log[first_order] == ("order", "place_stop_loss", C)  # then protected, before anything else
+    if attach:
+        assert log[first_order][3]  # the attached stop protected it while the bot was down
+        assert all(e[1] != "place_stop_loss" for e in log if e[0] == "order")
+    else:
+        assert log[first_order] == ("order", "place_stop_loss", C, False)  # protected before anything else
     meta = engine2.profiles["long"].state.positions[C]
     assert not meta.adopted  # known as our ladder's position, not a foreign one
     await store.close()

@@ -70,10 +70,17 @@ class Exchange(Protocol):
         ...
 
     async def place_post_only(
-        self, symbol: str, side: Side, amount: Decimal, price: Decimal, client_order_id: int
+        self, symbol: str, side: Side, amount: Decimal, price: Decimal, client_order_id: int,
+        *, stop_loss: Decimal | None = None,
     ) -> Order:
         """Maker-only limit entry; `PostOnlyWouldCross` when the venue refuses it synchronously
-        (a venue may instead accept and cancel it: the order then reads back as canceled)."""
+        (a venue may instead accept and cancel it: the order then reads back as canceled).
+
+        `stop_loss`: trigger of a reduce-only market stop attached to the order (HTX:
+        `sl_trigger_price` on the order). The venue activates it once the order has filled, for
+        the order's volume, without a client id of ours; until then it protects nothing, and
+        whether a partial fill activates it is not documented, so the engine's own stop stays
+        the protection that counts and the attached one only closes the gap after a fill."""
         ...
 
     async def place_reduce_only_limit(

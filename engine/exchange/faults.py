@@ -154,11 +154,12 @@ class FaultInjectingExchange:
     # ------------------------------------------------------------------ writes
 
     async def place_post_only(
-        self, symbol: str, side: Side, amount: Decimal, price: Decimal, client_order_id: int
+        self, symbol: str, side: Side, amount: Decimal, price: Decimal, client_order_id: int,
+        *, stop_loss: Decimal | None = None,
     ) -> Order:
         return await self._call(
             "place_post_only",
-            lambda: self.inner.place_post_only(symbol, side, amount, price, client_order_id),
+            lambda: self.inner.place_post_only(symbol, side, amount, price, client_order_id, stop_loss=stop_loss),
             place=True,
             write=True,
         )

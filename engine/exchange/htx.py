@@ -533,18 +533,28 @@ class HtxExchange:
     # ------------------------------------------------------------------ order placement
 
     async def place_post_only(
-        self, symbol: str, side: Side, amount: Decimal, price: Decimal, client_order_id: int
+        self, symbol: str, side: Side, amount: Decimal, price: Decimal, client_order_id: int,
+        *, stop_loss: Decimal | None = None,
     ) -> Order:
         market = self._checked(symbol, client_order_id)
         amount = round_amount(amount, market.amount_step)
         price = round_limit_price(side, price, market.price_step)
         check_minimums(market, amount, price)
+        attached = None
+        if stop_loss is not None:
+            # HTX v5 "Place Order" (POST /v5/trade/order): sl_trigger_price / sl_type "market"
+            # (the default) / sl_trigger_price_type on the order itself; ccxt 4.5.90 maps its
+            # `stopLoss: {triggerPrice, type}` param to those fields for linear swaps.
+            attached = round_stop_trigger("long" if side == "buy" else "short", stop_loss, market.price_step)
+            if attached <= 0 or (attached >= price if side == "buy" else attached <= price):
+                raise E.InvalidOrder(f"attached stop {attached} is not beyond the {side} price {price}", venue=VENUE)
         order = await self._place(
             symbol,
             client_order_id,
             kind="limit",
             create=lambda: self._create(
-                symbol, "limit", side, amount, price, None, client_order_id, post_only=True, reduce_only=False
+                symbol, "limit", side, amount, price, None, client_order_id, post_only=True, reduce_only=False,
+                attached_stop=attached,
             ),
             what=f"post-only {side} {symbol}",
         )
@@ -750,8 +760,12 @@ class HtxExchange:
         *,
         post_only: bool,
         reduce_only: bool,
+        attached_stop: Decimal | None = None,
     ) -> Order:
         params: dict[str, Any] = {"clientOrderId": client_order_id}
+        if attached_stop is not None:
+            params["stopLoss"] = {"triggerPrice": fmt(attached_stop), "type": "market"}
+            params["sl_trigger_price_type"] = self.config.stop_trigger_price_type
         kind: OrderKind = "market" if order_type == "market" else "limit"
         if trigger is not None:
             params["stopLossPrice"] = fmt(trigger)  # str on purpose: see module docstring

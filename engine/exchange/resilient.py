@@ -72,13 +72,14 @@ class RetryingExchange:
         )
 
     async def place_post_only(
-        self, symbol: str, side: Side, amount: Decimal, price: Decimal, client_order_id: int
+        self, symbol: str, side: Side, amount: Decimal, price: Decimal, client_order_id: int,
+        *, stop_loss: Decimal | None = None,
     ) -> Order:
         return await self._place(
             symbol,
             client_order_id,
             "limit",
-            lambda: self.inner.place_post_only(symbol, side, amount, price, client_order_id),
+            lambda: self.inner.place_post_only(symbol, side, amount, price, client_order_id, stop_loss=stop_loss),
             f"post-only {side} {symbol}",
         )
 

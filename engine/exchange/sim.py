@@ -33,6 +33,15 @@ Deterministic: no randomness and no wall clock; time advances only through `on_c
   event times and rates instead (an event inside a data gap settles at the next candle's open).
 - Client order ids: placing an id that exists returns the existing order (in any state);
   reusing it for a different symbol/side/kind is `InvalidOrder`.
+- Attached stops (`place_post_only(..., stop_loss=trigger)`, HTX's order-level SL): the stop
+  is "not activated" until the order has filled COMPLETELY; it then rests as a reduce-only
+  market stop for the order's volume, with no client id. A partial fill activates nothing
+  and an order cancelled part-filled takes its stop with it (HTX does not document either
+  case; this is the less kind reading). Activation fails, and is recorded in
+  `attached_failures`, when there is no position of that side, when the closeable amount is
+  reserved (with `stops_reserve_closeable`) or when the fill price is already through the
+  trigger. Within its fill candle an attached stop does not trigger (stops are processed
+  before limits).
 """
 
 from __future__ import annotations
@@ -97,7 +106,7 @@ class SimConfig:
 @dataclass
 class _SimOrder:
     id: str
-    client_order_id: int
+    client_order_id: int | None
     symbol: str
     side: Side
     kind: OrderKind
@@ -110,6 +119,7 @@ class _SimOrder:
     filled: Decimal = ZERO
     cost: Decimal = ZERO  # sum of fill price x contracts, for the average price
     status: OrderStatus = "open"
+    attached_stop: Decimal | None = None  # trigger of the stop the venue activates on full fill
 
     @property
     def remaining(self) -> Decimal:
@@ -177,6 +187,8 @@ class SimulatedExchange:
         self._positions: dict[str, _SimPosition] = {}
         self._orders: dict[str, _SimOrder] = {}  # every order ever placed
         self._by_cid: dict[int, _SimOrder] = {}
+        self.attached_from: dict[str, str] = {}  # attached stop id -> the order it came with
+        self.attached_failures: list[str] = []
         self._fills: list[Fill] = []
         self.funding_payments: list[FundingPayment] = []
         self._seq = 0
@@ -388,7 +400,8 @@ class SimulatedExchange:
     # ------------------------------------------------------------------ placement
 
     async def place_post_only(
-        self, symbol: str, side: Side, amount: Decimal, price: Decimal, client_order_id: int
+        self, symbol: str, side: Side, amount: Decimal, price: Decimal, client_order_id: int,
+        *, stop_loss: Decimal | None = None,
     ) -> Order:
         existing = self._existing(client_order_id, symbol, side, "limit", reduce_only=False)
         if existing is not None:
@@ -397,6 +410,12 @@ class SimulatedExchange:
         amount = round_amount(amount, market.amount_step)
         price = round_limit_price(side, price, market.price_step)
         check_minimums(market, amount, price)
+        attached = None
+        if stop_loss is not None:
+            attached = round_stop_trigger(_side_of(side), D(stop_loss), market.price_step)
+            if attached <= 0 or (attached >= price if side == "buy" else attached <= price):
+                raise E.InvalidOrder(f"attached stop {fmt(attached)} is not beyond the {side} price {fmt(price)}",
+                                     venue=self.name)
         bid, ask = self._touch(symbol)
         if (side == "buy" and price >= ask) or (side == "sell" and price <= bid):
             raise E.PostOnlyWouldCross(
@@ -409,6 +428,7 @@ class SimulatedExchange:
                 f"needs {fmt(required)} margin, {fmt(free)} free", venue=self.name
             )
         order = self._new_order(client_order_id, symbol, side, "limit", price, None, amount, False, True)
+        order.attached_stop = attached
         return order.snapshot()
 
     async def place_reduce_only_limit(
@@ -517,7 +537,7 @@ class SimulatedExchange:
 
     def _new_order(
         self,
-        client_order_id: int,
+        client_order_id: int | None,
         symbol: str,
         side: Side,
         kind: OrderKind,
@@ -542,7 +562,8 @@ class SimulatedExchange:
             ts_ms=self._now,
         )
         self._orders[order.id] = order
-        self._by_cid[client_order_id] = order
+        if client_order_id is not None:
+            self._by_cid[client_order_id] = order
         self._state[symbol].orders[order.id] = order
         return order
 
@@ -687,6 +708,8 @@ class SimulatedExchange:
         order.cost += qty * price
         if order.remaining <= 0:
             self._close_order(order, "filled")
+            if order.attached_stop is not None and not order.reduce_only:
+                self._activate_attached(order, price, ts)
         self._fill_seq += 1
         self._fills.append(
             Fill(
@@ -706,6 +729,27 @@ class SimulatedExchange:
         )
         if symbol not in self._positions:
             self._cancel_reduce_only(symbol)
+
+    def _activate_attached(self, parent: _SimOrder, price: Decimal, ts: int) -> None:
+        """The stop that came with a fully filled order starts resting (see module doc)."""
+        trigger, symbol = parent.attached_stop, parent.symbol
+        assert trigger is not None
+        position_side = _side_of(parent.side)
+        pos = self._positions.get(symbol)
+        why = ""
+        if pos is None or pos.side != position_side:
+            why = f"no {position_side} position"
+        elif self.config.stops_reserve_closeable and parent.amount > abs(pos.contracts) - self._reserved(symbol):
+            why = "closeable amount reserved"
+        elif trigger >= price if position_side == "long" else trigger <= price:
+            why = f"trigger {fmt(trigger)} already crossed at {fmt(price)}"
+        if why:
+            self.attached_failures.append(f"{parent.id}: {why}")
+            return
+        stop = self._new_order(None, symbol, closing_side(position_side), "stop_loss", None, trigger,
+                               parent.amount, True, False)
+        stop.ts_ms = ts
+        self.attached_from[stop.id] = parent.id
 
     def _cancel_reduce_only(self, symbol: str) -> None:
         for order in list(self._state[symbol].orders.values()):

@@ -24,6 +24,7 @@ class PlaceEntry:
     client_order_id: int
     intent_key: str
     purpose: str = "entry"  # entry | add
+    stop_trigger: Decimal | None = None  # the stop sent attached to the order (HARD_STOP_ATTACH_TO_ENTRY)
 
 
 @dataclass(frozen=True)

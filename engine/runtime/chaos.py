@@ -115,9 +115,9 @@ class SentLog(Passthrough):
         if prev != params:
             self.violations.append(f"client id {cid} sent for two different orders: {prev} then {params}")
 
-    async def place_post_only(self, symbol, side, amount, price, client_order_id):
+    async def place_post_only(self, symbol, side, amount, price, client_order_id, *, stop_loss=None):
         self._sent(client_order_id, ("limit", symbol, side, False, Decimal(amount), Decimal(price)))
-        return await self._inner.place_post_only(symbol, side, amount, price, client_order_id)
+        return await self._inner.place_post_only(symbol, side, amount, price, client_order_id, stop_loss=stop_loss)
 
     async def place_reduce_only_limit(self, symbol, position_side, amount, price, client_order_id):
         self._sent(client_order_id, ("limit", symbol, closing_side(position_side), True, Decimal(amount),
@@ -151,6 +151,7 @@ class StepChecker(Passthrough):
         self.reached = 0
         self.since: dict[str, int] = {}  # symbol -> first time seen without a covering stop
         self.must_cover: dict[str, str] = {}  # symbol -> why the next order call must protect it
+        self.after_restart: set[str] = set()  # ... and the process was killed before it did
         self.violations: list[str] = []
         self.unprotected_steps = 0
         self.beyond_bound = 0
@@ -196,6 +197,11 @@ class StepChecker(Passthrough):
         for symbol, why in list(self.must_cover.items()):
             if cover.get(symbol, True):
                 del self.must_cover[symbol]
+            elif symbol in self.after_restart and item.startswith(("place_stop_loss", "close_reduce_only_market")):
+                # the restarted process tried to protect it first; if the venue refused, the
+                # engine backs off and the close-out bound (checked below) takes over
+                del self.must_cover[symbol]
+                self.after_restart.discard(symbol)
             elif not item.startswith(("cancel_", "place_stop_loss", "close_reduce_only_market")):
                 self._violation(f"{symbol}: {why}, and the next order call ({item}) was not one that protects "
                                 f"or closes it")
@@ -242,11 +248,20 @@ class StepChecker(Passthrough):
     def end_of_step(self, running: bool = True) -> None:
         """Called between steps: count the steps that end with a position unprotected.
         `running=False`: the process was down this step (killed, not restarted yet); a fill
-        meanwhile cannot be protected by anyone, so the bound counts from the restart."""
+        meanwhile cannot be protected by anyone, so the bound counts from the restart. A kill
+        between cancelling a stop (to make room on a reserving venue) and placing its
+        replacement leaves the position bare while the process is down: then the restarted
+        process's FIRST order call must be the one that protects it (checked in `after_call`)."""
         now = self.sim.now_ms
         cover = self.covered()
         naked = [s for s, ok in cover.items() if not ok]
         for symbol, why in list(self.must_cover.items()):
+            if symbol in naked and not running:
+                if symbol not in self.after_restart:
+                    self.must_cover[symbol] = f"{why} when the process was killed, and after the restart"
+                    self.after_restart.add(symbol)
+                continue
+            self.after_restart.discard(symbol)
             if symbol in naked:
                 self._violation(f"{symbol}: {why}, and it was still without a stop at the end of the step")
             del self.must_cover[symbol]

@@ -182,6 +182,11 @@ def stop_action(profile: str, p: ProfileSettings, pos: Position, meta: PositionM
     closed at market instead (a stop there would fire at once or be refused).
     """
     side = pos.side
+    if meta.stop_trigger is None and len(stops) == 1 and _adoptable(p, pos, stops[0], market, price):
+        # the stop the entry order carried (or one found resting): keep its trigger rather than
+        # move it by an ATR tick; on HTX a move is a cancel-then-place while stops reserve the
+        # closeable amount, a window without any stop
+        meta.stop_trigger, meta.stop_entry = stops[0].trigger_price, pos.entry_price
     if meta.stop_trigger is None or meta.stop_entry != pos.entry_price:
         meta.stop_trigger = stop_trigger(side, pos.entry_price, stop_distance(p, atr_rate), market)
         meta.stop_entry = pos.entry_price
@@ -216,6 +221,17 @@ def stop_action(profile: str, p: ProfileSettings, pos: Position, meta: PositionM
     reason = "protect" if not stops else ("resize" if current and current.amount != amount else "move")
     return PlaceStop(pos.symbol, side, trigger, amount, client_order_id(profile, pos.symbol, "stop", intent),
                      intent, tuple(stops), tuple(exits), reason)
+
+
+def _adoptable(p: ProfileSettings, pos: Position, stop: Order, market: Market, price: Decimal) -> bool:
+    """A resting stop that covers the position, sits on the losing side of the market and of
+    the entry, and is no wider than the hard-stop rule can ever make it."""
+    trigger = stop.trigger_price
+    if trigger is None or not is_covered(pos, [stop], market) or not stop_is_protective(pos.side, trigger, price):
+        return False
+    widest = max(p.hard_stop_loss_pct, p.hard_stop_loss_atr_max_pct if p.hard_stop_loss_atr_enabled else 0.0)
+    loss = (pos.entry_price - trigger) if pos.side == "long" else (trigger - pos.entry_price)
+    return Decimal(0) < loss <= pos.entry_price * D(widest)
 
 
 def runner_spec(plan: ExitPlan | None) -> RunnerSpec | None:

@@ -25,12 +25,13 @@ from engine.exchange.base import Exchange
 from engine.exchange.client_ids import client_order_id
 from engine.exchange.precision import D, notional
 from engine.exchange.types import Fill, Market, Order, Position
+from engine.exits.hard_stop import stop_distance, stop_trigger
 from engine.risk.averaging import AveragingInput, add_notional, averaging_checks
 from engine.risk.sizing import AccountView, effective_leverage, entry_budget, entry_ladder
 from engine.settings import GlobalSettings, ProfileSettings
 from engine.store.state import LadderMeta, PositionMeta, ProfileState, StateStore
 
-from .actions import Action, Cancel, CloseMarket, PlaceEntry, PlaceStop
+from .actions import Action, Cancel, CloseMarket, PlaceEntry, PlaceExit, PlaceStop
 from .codec import decode_plan, encode_plan
 from .events import (
     Decisions, ErrorEvent, EventBus, FillEvent, Positions, PositionView, Repair, StopEvent, Stops, StopView,
@@ -120,6 +121,7 @@ class ProfileRunner:
         self._protected_at: int | None = None  # now_ms of the last protection pass
         self._closing: set[str] = set()  # symbols the protection pass is closing this step
         self._adopted: set[str] = set()  # adopted by the protection pass, repair not yet recorded
+        self._stop_seen: dict[str, str] = {}  # symbol -> id of the covering stop last announced
         self._fills_unsaved = False  # fill events published since the last state save
 
     async def load(self) -> None:
@@ -289,7 +291,12 @@ class ProfileRunner:
                 actions.append(action)
                 if isinstance(action, CloseMarket):
                     self._closing.add(symbol)
+            elif covered:
+                self._announce(now, symbol, pos, market, stops)
         outcomes = await self.executor.run(actions, now) if actions else []
+        for o in outcomes:
+            if isinstance(o.action, PlaceStop) and o.ok and o.order is not None:
+                self._stop_seen[o.action.symbol] = o.order.id  # the executor announced it
         # a close-out the venue refused or did not answer: a stop is still better than none
         retry: list[Action] = []
         for o in outcomes:
@@ -308,6 +315,18 @@ class ProfileRunner:
         await self._track(ci, mine, covered_before, outcomes)
         await self._save_unprotected()
         return outcomes
+
+    def _announce(self, now: int, symbol: str, pos: Position, market: Market, stops: list[Order]) -> None:
+        """Say once which stop protects a position when the bot did not place it this run: the
+        stop attached to the entry order (activated by the venue at the fill), or one found on
+        the exchange after a restart."""
+        cover = next((o for o in stops if is_covered(pos, [o], market)), None)
+        if cover is None or self._stop_seen.get(symbol) == cover.id:
+            return
+        self._stop_seen[symbol] = cover.id
+        attached = cover.client_order_id is None and self.p.hard_stop_attach_to_entry
+        how = "attached to the entry order" if attached else "found on the exchange"
+        self.bus.publish(StopEvent(now, self.side, symbol, "placed", cover.trigger_price, cover.amount, how))
 
     async def _track(self, ci: CycleInput, mine: dict[str, Position], covered_before: dict[str, bool],
                      outcomes: list[Outcome]) -> None:
@@ -445,6 +464,12 @@ class ProfileRunner:
             # the write-ahead plan. A stop that just failed waits for its backoff there.
             plan = plan_position(self.side, self.p, pos, meta, market, orders, price, now, ctx,
                                  protect=symbol not in self.unprotected)
+            if symbol in self.unprotected:
+                # the stop first: a new exit would reserve the closeable amount its stop needs
+                held = [a for a in plan.actions if isinstance(a, PlaceExit)]
+                if held:
+                    notes.append(f"{symbol}: {len(held)} exit order(s) wait for the stop to be confirmed")
+                plan.actions[:] = [a for a in plan.actions if not isinstance(a, PlaceExit)]
             actions.extend(plan.actions)
             notes.extend(f"{symbol}: {n}" for n in plan.notes)
             if plan.frozen_key:
@@ -713,10 +738,12 @@ class ProfileRunner:
                 continue
             key = f"{symbol}:entry:{now}"
             ids = []
+            atr = ci.contexts.get(symbol, MarketContext()).atr_rate
             for r in rungs:
                 cid = client_order_id(self.side, symbol, "entry", f"{key}:{r.index}")
                 ids.append(cid)
-                actions.append(PlaceEntry(symbol, self.side, r.price, r.amount, cid, f"{key}:{r.index}"))
+                actions.append(PlaceEntry(symbol, self.side, r.price, r.amount, cid, f"{key}:{r.index}",
+                                          stop_trigger=self._attached_stop(market, r.price, atr)))
             planned = sum((r.notional(market) for r in rungs), Decimal(0))
             st.ladders[symbol] = LadderMeta(symbol, now, planned, "entry", key, ids)
             st.ladder_times.append(now)
@@ -727,6 +754,14 @@ class ProfileRunner:
         window_ms = int(self.p.entry_rate_limit_window_minutes * 60_000)
         st.ladder_times = [t for t in st.ladder_times if now - t < window_ms]
         return actions, tuple(chosen), extra_margin
+
+    def _attached_stop(self, market: Market, price: Decimal, atr_rate: float | None) -> Decimal | None:
+        """The hard stop an entry order carries (HARD_STOP_ATTACH_TO_ENTRY): the trigger the
+        protection pass computes for a position entered at `price`, so a fill of one rung is
+        protected by the venue at once and the next poll finds the stop it would place."""
+        if not (self.p.hard_stop_loss_enabled and self.p.hard_stop_attach_to_entry):
+            return None
+        return stop_trigger(self.side, price, stop_distance(self.p, atr_rate), market)
 
     def _quality_multiplier(self, score: float) -> float:
         ref = self.p.entry_quality_budget_reference
@@ -796,7 +831,13 @@ class ProfileRunner:
             key = f"{meta.pos_id}:add{stage}"
             r = rungs[0]
             cid = client_order_id(self.side, symbol, "add", key)
-            actions.append(PlaceEntry(symbol, self.side, r.price, r.amount, cid, key, purpose="add"))
+            # the add's own stop at the position's current trigger: the resize follows at the next poll
+            attached = self._attached_stop(market, r.price, ctx.atr_rate)
+            if attached is not None and meta.stop_trigger is not None and (
+                    meta.stop_trigger < r.price if self.side == "long" else meta.stop_trigger > r.price):
+                attached = meta.stop_trigger
+            actions.append(PlaceEntry(symbol, self.side, r.price, r.amount, cid, key, purpose="add",
+                                      stop_trigger=attached))
             st.ladders[symbol] = LadderMeta(symbol, now, r.notional(market), "add", key, [cid])
             committed += r.notional(market) / leverage
             meta.stages_done, meta.last_add_ms = stage, now

@@ -225,6 +225,11 @@ class ExitsSettings(BaseModel):
         "Place a reduce-only stop-loss order on the exchange as soon as a position exists.",
         group="exits",
     )
+    hard_stop_attach_to_entry: bool = setting(
+        True,
+        "Send each entry and averaging order with its stop attached (HTX order-level SL), so the venue protects a fill before the next poll.",
+        group="exits",
+    )
     hard_stop_loss_pct: float = setting(
         0.02,
         "Fixed hard-stop distance from the average entry price.",
