@@ -146,6 +146,17 @@ def no_plan_resume() -> None:
     StateStore.load_pending = load_pending
 
 
+def no_stop_attached_to_entries() -> None:
+    from engine.runtime.profile import ProfileRunner
+
+    def _attached_stop(self, market, price, atr_rate):
+        return None  # entries go out bare: a fill waits for the next poll
+    ProfileRunner._attached_stop = _attached_stop
+
+
+ATTACHED = ["tests/test_attached_stop.py::test_entries_carry_the_stop_the_protection_pass_would_place",
+            "tests/test_live_htx_venue.py::test_live_loop_trades_through_ccxt_and_keeps_every_position_stopped"]
+
 #: name -> (apply, relevant tests, chaos scenarios)
 MUTANTS = {
     "no stop placed": (no_stop_placed, [PROTECTION, REGRESSIONS], ["faults at the engine"]),
@@ -158,6 +169,7 @@ MUTANTS = {
     "random client ids": (random_client_ids, [RESTART, "tests/test_exchange_precision.py"], ["process kills"]),
     "no adoption of a crashed cycle's ladder": (no_adoption_of_a_crashed_ladder, [RESTART], ["process kills"]),
     "no plan resume": (no_plan_resume, [RESTART], ["process kills"]),
+    "no stop attached to entries": (no_stop_attached_to_entries, ATTACHED, []),
 }
 
 

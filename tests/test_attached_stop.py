@@ -119,7 +119,7 @@ async def test_entries_carry_the_stop_the_protection_pass_would_place(tmp_path, 
     sys.path.insert(0, str(Path(__file__).parent))
     from rehearsal import rehearse
 
-    run = await rehearse(tmp_path, candles=48, faults=False, seed=5,
+    run = await rehearse(tmp_path, candles=100, faults=False, seed=5,
                          extra={"HARD_STOP_ATTACH_TO_ENTRY": attach})
     entries = [r for r in run.venue_requests if r.method == "POST" and r.path == "/v5/trade/order"
                and r.body.get("type") == "post_only"]
@@ -133,6 +133,8 @@ async def test_entries_carry_the_stop_the_protection_pass_would_place(tmp_path, 
         assert trigger < price if r.body["side"] == "buy" else trigger > price
         distance = abs(price - trigger) / price
         assert Decimal("0.019") <= distance <= Decimal("0.031")  # HARD_STOP_LOSS_PCT .. the ATR cap
-    attached = [ms for _, ms, how in run.fill_to_stop if how == "attached"]
-    assert attached and max(attached) == 0
+    # every order fills completely here (no partial fills): whatever position opened was protected
+    # by the stop its rung carried, at the fill (how often the real clock lets a rung fill in 100
+    # candles varies; tests/test_live_htx_venue.py asserts it happens, on a stepped clock)
+    assert all(how == "attached" and ms == 0 for _, ms, how in run.fill_to_stop), run.fill_to_stop
     assert run.problems == []

@@ -261,6 +261,7 @@ async def test_live_loop_trades_through_ccxt_and_keeps_every_position_stopped(ve
     markets = {c.symbol: c.market() for c in CONTRACTS}
     stop_cids = {(e.symbol, e.client_order_id) for e in run.orders("placed", "stop")}
     opened = {"long": 0, "short": 0}
+    protected_at_fill = 0
     times = sorted(run.pauses.seen)
     for before, now in zip(times, times[1:]):
         step = run.step_requests(now)
@@ -281,6 +282,7 @@ async def test_live_loop_trades_through_ccxt_and_keeps_every_position_stopped(ve
                 assert attach
                 if old is None:
                     opened[pos.side] += 1
+                    protected_at_fill += 1
                 continue  # the venue activated the stop the filled rung carried
             if not stops:
                 # the market went through the stop level within the fill candle: closed at market
@@ -314,6 +316,7 @@ async def test_live_loop_trades_through_ccxt_and_keeps_every_position_stopped(ve
                     assert price > pos.entry_price if pos.side == "long" else price < pos.entry_price
                 assert sum(Decimal(r.body["volume"]) for _, r in exits) <= pos.contracts
     assert opened["long"] >= 1 and sum(opened.values()) >= 3, opened
+    assert (protected_at_fill > 0) == attach, protected_at_fill
     # some of those stops fired on the venue, and the engine recorded the closed trades
     assert [o for o in venue.sim.all_orders() if o.kind == "stop_loss" and o.status == "filled"]
     assert any(isinstance(e, TradeClosed) for e in run.events)
