@@ -57,6 +57,7 @@ from .client_ids import is_valid_client_order_id
 from .precision import (
     D,
     D_or_none,
+    attached_stop_trigger,
     check_minimums,
     fmt,
     round_amount,
@@ -545,9 +546,9 @@ class HtxExchange:
             # HTX v5 "Place Order" (POST /v5/trade/order): sl_trigger_price / sl_type "market"
             # (the default) / sl_trigger_price_type on the order itself; ccxt 4.5.90 maps its
             # `stopLoss: {triggerPrice, type}` param to those fields for linear swaps.
-            attached = round_stop_trigger("long" if side == "buy" else "short", stop_loss, market.price_step)
-            if attached <= 0 or (attached >= price if side == "buy" else attached <= price):
-                raise E.InvalidOrder(f"attached stop {attached} is not beyond the {side} price {price}", venue=VENUE)
+            attached = attached_stop_trigger(side, stop_loss, price, market.price_step)
+            if attached is None:
+                raise E.InvalidOrder(f"attached stop {stop_loss} is not beyond the {side} price {price}", venue=VENUE)
         order = await self._place(
             symbol,
             client_order_id,

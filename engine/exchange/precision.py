@@ -114,6 +114,16 @@ def round_stop_trigger(position_side: PositionSide, trigger: Decimal, tick: Deci
     raise ValueError(f"bad position side {position_side!r}")
 
 
+def attached_stop_trigger(side: str, trigger: Decimal, price: Decimal, tick: Decimal) -> Decimal | None:
+    """The stop attached to an entry of `side` ("buy"/"sell") at `price`, rounded toward the
+    market; None when it is not beyond the price on the losing side (no venue may get it)."""
+    if D(trigger) <= 0:
+        return None
+    rounded = round_stop_trigger("long" if side == "buy" else "short", D(trigger), tick)
+    beyond = rounded < price if side == "buy" else rounded > price
+    return rounded if beyond else None
+
+
 def contracts_for_qty(qty: Decimal, market: Market) -> Decimal:
     """Coin quantity -> contracts, rounded DOWN to the amount step."""
     with decimal.localcontext() as ctx:

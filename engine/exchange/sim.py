@@ -55,6 +55,7 @@ from .base import amend_by_cancel_replace
 from .client_ids import is_valid_client_order_id
 from .precision import (
     D,
+    attached_stop_trigger,
     check_minimums,
     floor_to_step,
     fmt,
@@ -412,9 +413,9 @@ class SimulatedExchange:
         check_minimums(market, amount, price)
         attached = None
         if stop_loss is not None:
-            attached = round_stop_trigger(_side_of(side), D(stop_loss), market.price_step)
-            if attached <= 0 or (attached >= price if side == "buy" else attached <= price):
-                raise E.InvalidOrder(f"attached stop {fmt(attached)} is not beyond the {side} price {fmt(price)}",
+            attached = attached_stop_trigger(side, stop_loss, price, market.price_step)
+            if attached is None:
+                raise E.InvalidOrder(f"attached stop {fmt(stop_loss)} is not beyond the {side} price {fmt(price)}",
                                      venue=self.name)
         bid, ask = self._touch(symbol)
         if (side == "buy" and price >= ask) or (side == "sell" and price <= bid):

@@ -80,11 +80,8 @@ class Executor:
             side = "buy" if a.position_side == "long" else "sell"
             await self._intent(a.client_order_id, a.symbol, a.purpose, a.intent_key, side, a.price, a.amount, now_ms)
             try:
-                if a.stop_trigger is None:
-                    order = await self.exchange.place_post_only(a.symbol, side, a.amount, a.price, a.client_order_id)
-                else:
-                    order = await self.exchange.place_post_only(a.symbol, side, a.amount, a.price, a.client_order_id,
-                                                                stop_loss=a.stop_trigger)
+                order = await self.exchange.place_post_only(a.symbol, side, a.amount, a.price, a.client_order_id,
+                                                            stop_loss=a.stop_trigger)
             except (E.PostOnlyWouldCross, E.InsufficientMargin, E.PriceOutOfBand, E.InvalidOrder) as exc:
                 await self.store.update_order(a.client_order_id, "rejected", now_ms, note=type(exc).__name__)
                 self._order_event(a, "rejected", now_ms, type(exc).__name__)
