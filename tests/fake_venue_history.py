@@ -5,11 +5,15 @@
 | request | what the venue does |
 |---|---|
 | GET /linear-swap-ex/market/history/kline | as the base venue (closed candles by the venue clock plus the forming one; `size` wins over from/to), and stricter: a from/to window holding more than 2000 candle slots is refused (HTX: "invalid size, valid range: [1,2000]"); a contract in `kline_missing` (or unknown) is answered with HTX's 1013 "This contract symbol doesnt exist." in the old-API error shape |
-| GET /v5/market/funding_rate_history | the recorded funding events of `funding_history` with `start_time <= funding_time <= end_time` (ms) that are settled by the venue clock, NEWEST FIRST, at most `limit` (default 10, more than 100 refused with 1067): a window holding more events than `limit` gives its newest ones only |
+| GET /v5/market/funding_rate_history | the recorded funding events of `funding_history` with `start_time <= funding_time <= end_time` (ms) that are settled by the venue clock, NEWEST FIRST, at most `limit` (default 10; a `limit` outside 1..100 refused with 1067) and at most `funding_serve_max` (default 100): a window holding more events gives its newest ones only |
 
 `limit` at most 100 is ccxt 4.5.90's own cap for this endpoint (htx.fetch_funding_rate_history:
 "max 100"); the newest-first order and the default of 10 are assumptions chosen to be hostile:
 a client that pages forward from `start_time` without a window silently loses events here.
+`funding_serve_max=50` is a venue that serves fewer rows than asked, without an error: 50 is
+the page size HTX documents for the same history on its v1 endpoint
+(/linear-swap-api/v1/swap_historical_funding_rate, page_size "50 at most [1-50]"; copy in
+rosssaunders/coincise docs/htx/endpoints/private/get_general_query_historical_funding_rate.md).
 
 `FakeMexcHistory` is a loopback MEXC USDT-M contract venue (public endpoints only) on
 `engine.exchange.testing.LoopbackServer`:
@@ -49,6 +53,7 @@ DEMO = ROOT / "engine" / "demo_data" / "perp-2024"
 SOL, PAXG = "SOL/USDT:USDT", "PAXG/USDT:USDT"
 KLINE_MAX = 2000  # HTX and MEXC: at most 2000 candles per kline request
 FUNDING_MAX = 100  # HTX v5 funding_rate_history: at most 100 rows (ccxt 4.5.90)
+FUNDING_V1_MAX = 50  # HTX v1 swap_historical_funding_rate: page_size [1-50] (HTX API docs)
 
 HISTORY_CONTRACTS: tuple[Contract, ...] = (
     Contract(BTC, "BTC-USDT", Decimal("0.001"), Decimal("0.1")),
@@ -81,10 +86,12 @@ class FakeHtxHistory(FakeHtxVenue):
     """`FakeHtxVenue` plus kline history paging limits and historical funding (module doc)."""
 
     def __init__(self, *, funding_history: Mapping[str, list[tuple[int, Decimal]]] | None = None,
-                 kline_missing: Iterable[str] = (), **kw: Any):
+                 kline_missing: Iterable[str] = (), funding_serve_max: int = FUNDING_MAX,
+                 **kw: Any):
         kw.setdefault("contracts", HISTORY_CONTRACTS)
         super().__init__(**kw)
         self.funding_history = {s: sorted(rows) for s, rows in (funding_history or {}).items()}
+        self.funding_serve_max = funding_serve_max  # rows one response holds at most, whatever `limit` asks
         self.kline_missing = set(kline_missing)  # contract codes listed but without kline history
         self.refused: list[VenueRequest] = []  # requests beyond a documented limit
 
@@ -130,7 +137,7 @@ class FakeHtxHistory(FakeHtxVenue):
             return _err(1067, "Illegal parameter limit", self.now_ms)
         rows = [(t, r) for t, r in self.funding_history.get(contract.symbol, [])
                 if lo <= t <= hi and t <= self.now_ms]
-        rows = sorted(rows, reverse=True)[:limit]  # newest first, the newest `limit`
+        rows = sorted(rows, reverse=True)[:min(limit, self.funding_serve_max)]  # newest first, the newest ones
         data = [{"id": str(i + 1), "contract_code": contract.code, "funding_rate": fmt(r), "funding_time": str(t)}
                 for i, (t, r) in enumerate(rows)]
         return _ok(data, self.now_ms)

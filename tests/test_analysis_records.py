@@ -100,3 +100,54 @@ def test_a_record_with_trades_only_is_analysed(tmp_path):
     assert res.label_table.empty
     assert all(r.result is None for r in res.fm)
     assert any("no entry signal" in n for n in res.notes)
+
+
+RECORD_FRAMES = ("signals", "trades", "fills", "cycles", "diagnostics", "account", "macro", "external")
+
+
+def assert_same_record(a, b) -> None:
+    """Two RunRecords hold the same frames (columns, dtypes, cells) and the same gates."""
+    import pandas as pd
+
+    assert a.gates == b.gates and a.gate_kinds == b.gate_kinds
+    for name in RECORD_FRAMES:
+        fa, fb = getattr(a, name), getattr(b, name)
+        assert list(fa.columns) == list(fb.columns), name
+        assert fa.dtypes.to_dict() == fb.dtypes.to_dict(), name
+        pd.testing.assert_frame_equal(fa, fb, check_exact=True, obj=name)
+
+
+async def test_the_fast_sqlite_load_equals_the_json_view_load_on_a_replay_record(tmp_path):
+    """``load_run`` reads a schema-2 SQLite record through ``signals_frame`` (no JSON); the
+    record is the one the schema-1 view gives, cell for cell, on a real replay's audit."""
+    from engine.analysis.records import _load_sqlite
+    from engine.runtime.replay import run_replay
+    from engine.settings import Settings
+
+    start = 1_722_816_000_000  # 2024-08-05 00:00 UTC: the crash, trades on both sides
+    summary = await run_replay(Settings.defaults(), symbols=["BTC", "ETH", "SOL"], start_ms=start, max_steps=288,
+                               audit_dir=tmp_path)
+    db = tmp_path / "audit.sqlite"
+    fast = load_run(tmp_path)
+    slow = _load_sqlite(db, fast=False)
+    assert fast.kind == slow.kind == "sqlite"
+    assert len(fast.signals) == 288 * 3 * 2 and summary.trades == len(fast.trades) > 0
+    assert fast.gates[:2] == ("strategy_enabled", "macro_trend") and fast.gate_kinds["macro_trend"] == "hard"
+    assert_same_record(fast, slow)
+
+
+def test_the_fast_sqlite_load_of_an_empty_record(tmp_path):
+    from engine.analysis.records import _load_sqlite
+
+    w = AuditWriter(tmp_path)
+    w(Account(T0, Decimal(1000), Decimal(900), Decimal(100), Decimal(0), Decimal(0), Decimal(0)))
+    w.close()
+    fast, slow = load_run(tmp_path), _load_sqlite(tmp_path / "audit.sqlite", fast=False)
+    assert len(fast.signals) == 0 and fast.gates == ()
+    assert_same_record(fast, slow)
+
+
+def test_the_fast_sqlite_load_on_gates_added_mid_run(run):
+    from engine.analysis.records import _load_sqlite
+
+    assert_same_record(load_run(run / "audit.sqlite"), _load_sqlite(run / "audit.sqlite", fast=False))

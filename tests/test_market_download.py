@@ -30,7 +30,7 @@ from engine.settings import load_settings
 
 from fake_htx_venue import BTC, ETH, Fault, Reply
 from fake_venue_history import (
-    KLINE_MAX, PAXG, SOL, FakeHtxHistory, FakeMexcHistory, perp2024_history,
+    FUNDING_V1_MAX, KLINE_MAX, PAXG, SOL, FakeHtxHistory, FakeMexcHistory, perp2024_history,
 )
 
 API_KEY = "AKfake-0d1e2f3a-download-key"
@@ -52,11 +52,11 @@ def _settings(tmp: Path, text: str = ENV):
 
 
 @contextlib.asynccontextmanager
-async def serve(now_ms: int):
+async def serve(now_ms: int, **htx_kw):
     """HTX and MEXC loopback venues whose clocks stand at ``now_ms``; nothing else is reachable."""
     with deny_network() as refused:
         async with FakeHtxHistory(api_key=API_KEY, secret=SECRET, series=HISTORY.candles,
-                                  funding_history=HISTORY.funding, start_candles=10) as htx:
+                                  funding_history=HISTORY.funding, start_candles=10, **htx_kw) as htx:
             htx.advance_to(now_ms)
             async with FakeMexcHistory(HISTORY.reference, now_ms=lambda: htx.now_ms) as mexc:
                 yield htx, mexc
@@ -347,6 +347,25 @@ async def test_full_funding_pages_are_split_so_no_event_is_lost(tmp_path, venues
         reqs = htx.funding_requests(code)
         assert len(reqs) > 5 and all(r.query["limit"] == "10" and "end_time" in r.query for r in reqs)
     assert htx.refused == []
+
+
+async def test_a_venue_serving_fewer_rows_than_asked_loses_no_funding_event(tmp_path, monkeypatch):
+    """HTX documents 50 rows at most for its v1 funding history page: a venue that silently
+    serves 50 where 100 were asked must not look complete. One window holds the demo's 69
+    recorded BTC events (2024-07-17 .. 08-09); the download still gets every one of them."""
+    from engine.market import download as dl
+
+    monkeypatch.setattr(dl, "FUNDING_WINDOW_MS", 32 * 86_400_000)  # the whole range in one window
+    start = parse_timerange("20240717-20240809")[0]
+    events = [(t, r) for t, r in HISTORY.funding[BTC] if start <= t < END]
+    assert len(events) > 60 > FUNDING_V1_MAX
+    async with serve(END, funding_serve_max=FUNDING_V1_MAX) as (htx, mexc):
+        report = await fetch(tmp_path, htx, mexc, start=start, symbols=["btc"], reference=False)
+        reqs = htx.funding_requests("BTC-USDT")
+    assert report.errors == [] and htx.refused == []
+    got = read_funding_csv(tmp_path / "data" / "BTC_USDT_USDT-8h-funding_rate.csv.gz")
+    assert got == [(t, float(r)) for t, r in events]
+    assert len(reqs) == 3 and all(r.query["limit"] == "100" for r in reqs)  # the full page split once
 
 
 async def test_progress_reaches_the_total(tmp_path, venues):

@@ -21,10 +21,18 @@ Paging, within the venues' documented limits:
   https://huobiapi.github.io/docs/usdt_swap/v1/en/#general-get-kline-data, the page ccxt
   4.5.90 cites in htx.fetch_ohlcv). We ask by window (from/to, 2000 slots) and never send
   `size`: with `size` HTX ignores from/to and serves the newest candles (ccxt's note).
-* HTX funding (GET /v5/market/funding_rate_history): at most 100 rows per request (ccxt
-  4.5.90, htx.fetch_funding_rate_history, "max 100"). The order of the rows is not
-  documented, so each window is asked with start_time AND end_time and a window that comes
-  back full is split in two and asked again: no event can fall between pages.
+* HTX funding (GET /v5/market/funding_rate_history, what ccxt 4.5.90's
+  htx.fetch_funding_rate_history calls for USDT-M swaps): at most 100 rows per request (ccxt:
+  "max 100"; the ccxt client sends `limit`, start_time and our end_time). HTX's older endpoint for the same history, GET
+  /linear-swap-api/v1/swap_historical_funding_rate, pages by page_index / page_size with
+  "page size.20 by default. 50 at most [1-50]" (HTX USDT-M API, "[General] Query historical
+  funding rate", https://www.htx.com/en-us/opend/newApiPages/?id=8cb7ee4a-77b5-11ed-9966-0242ac110003;
+  copy: rosssaunders/coincise docs/htx/endpoints/private/get_general_query_historical_funding_rate.md).
+  The order of the rows is not documented, so each window is asked with start_time AND
+  end_time, and a window whose page holds 50 rows or more (HTX_FUNDING_TRUSTED: a venue that
+  serves 50 where 100 were asked, silently, as a page_size cap would, looks complete
+  otherwise) is split in two and asked again, down to one hour: no event can fall between
+  pages, and the pages cover the whole range.
 * MEXC kline (GET /api/v1/contract/kline/{symbol}): at most 2000 candles per request (MEXC
   futures API, "Get candlestick data"; ccxt 4.5.90 mexc.fetch_ohlcv "maxLimit is 2000 for
   swap"). MEXC's `vol` is in contracts: it is written in coins (x contract size), like HTX's.
@@ -61,8 +69,9 @@ REPLAY_FILE_MODE = 0o644  # replay data is not secret (atomic_write_bytes defaul
 REFERENCE_DIR = "reference"  # as engine.runtime.replay_data.REFERENCE_DIR
 HTX_KLINE_PAGE = 2000
 MEXC_KLINE_PAGE = 2000
-HTX_FUNDING_PAGE = 100
-FUNDING_WINDOW_MS = 16 * 86_400_000  # 48 events at 8 h, 96 at 4 h: one request; denser ones split
+HTX_FUNDING_PAGE = 100  # rows asked per funding request (v5 `limit`, at most 100)
+HTX_FUNDING_TRUSTED = 50  # a page with fewer rows is the whole window (HTX documents 50 for v1 page_size)
+FUNDING_WINDOW_MS = 16 * 86_400_000  # 48 events at 8 h: one request; denser ones (96 at 4 h) split
 MIN_FUNDING_WINDOW_MS = 3_600_000
 BTC = "BTC/USDT:USDT"
 
@@ -428,8 +437,8 @@ class _Downloader:
         job.result.requests += 1
         rows = await job.venue.funding(job.series.symbol, lo, hi, self.funding_page)
         inside = [(t, rate) for t, rate in rows if lo <= t < hi and t <= self.clock()]
-        if len(rows) < self.funding_page:
-            return inside
+        if len(rows) < min(self.funding_page, HTX_FUNDING_TRUSTED):
+            return inside  # fewer rows than any cap HTX documents: the window is complete
         if hi - lo <= MIN_FUNDING_WINDOW_MS:  # full even for one hour: the venue ignored the window
             raise E.MalformedResponse(f"funding history: a full page of {len(rows)} rows for one hour "
                                       f"from {lo}; the venue does not page by time", venue=job.series.venue)

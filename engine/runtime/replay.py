@@ -58,10 +58,19 @@ def _recorded_or_none(directory: Path, timeframe: str) -> list[str]:
         return []
 
 
+def known_at_start(candles: list[Candle], begin_ms: int, step_ms: int) -> list[Candle]:
+    """The candles of a series closed by ``begin_ms`` (the warm-up the first step sees); a
+    series that starts later: its first candle, the first price the market can trade at."""
+    known = [c for c in candles if c.ts_ms + step_ms <= begin_ms]
+    return known or candles[:1]
+
+
 def demo_market(symbol: str, candles: list[Candle]) -> Market:
     """A perpetual-swap market for a recorded series: tick and contract sized to its prices
     (a tick of about 1e-4 of the price, one contract worth 1 to 10 quote units, as HTX's
-    USDT-M contracts are: BTC at 60,000 trades in 0.0001 BTC contracts)."""
+    USDT-M contracts are: BTC at 60,000 trades in 0.0001 BTC contracts). Pass only what is
+    known when trading starts (``known_at_start``): a venue's precision is fixed before the
+    run, so prices recorded later must not choose it (look-ahead)."""
     price = sorted(c.close for c in candles)[len(candles) // 2] if candles else 1.0
     exp = math.floor(math.log10(price)) if price > 0 else 0
     tick = Decimal(1).scaleb(exp - 4)
@@ -202,7 +211,8 @@ async def run_replay(
         inputs_warm = f"{(begin - first_close) // step_ms} candles before {utc(begin - step_ms)} UTC"
     else:
         inputs_warm = "none (the indicators warm up on the replayed candles)"
-    markets = [demo_market(s, feed.history(s)) for s in symbols]
+    # tick and contract size from the candles closed when the replay starts, never from later ones
+    markets = [demo_market(s, known_at_start(feed.history(s), begin, step_ms)) for s in symbols]
     cfg = sim_config or SimConfig(initial_wallet=D(settings.glob.dry_run_equity), stops_reserve_closeable=False,
                                   candle_ms=timeframe_ms(timeframe))
     sim = SimulatedExchange(markets, cfg, start_ms=feed.start_ms)

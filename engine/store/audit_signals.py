@@ -20,8 +20,8 @@ decision once, as typed columns (about 0.8 KB a row):
     the gate names in order of first appearance (the column order).
 ``audit_signals`` (VIEW)
     the schema-1 shape (fixed columns, ``gates`` and ``features`` as JSON text) for readers of
-    schema 1 such as ``crot analyze`` (numbers with 17 significant digits: exact).
-    ``read_signals`` returns the records directly, faster.
+    schema 1 (numbers with 17 significant digits: exact). ``read_signals`` returns the records
+    directly, faster; ``signals_frame`` the wide table ``crot analyze`` reads (``load_run``).
 
 Cells: NaN is NULL where NULL means nothing else (values, features, scores) and the text
 'nan' where NULL stands for a default (threshold, score_delta, score_factor); infinities are
