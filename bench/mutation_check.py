@@ -154,6 +154,14 @@ def no_stop_attached_to_entries() -> None:
     ProfileRunner._attached_stop = _attached_stop
 
 
+def unprotected_timer_not_persisted() -> None:
+    from engine.store.state import StateStore
+
+    async def load_unprotected(self, profile):
+        return {}  # a restart starts the bounded close-out time again
+    StateStore.load_unprotected = load_unprotected
+
+
 ATTACHED = ["tests/test_attached_stop.py::test_entries_carry_the_stop_the_protection_pass_would_place",
             "tests/test_live_htx_venue.py::test_live_loop_trades_through_ccxt_and_keeps_every_position_stopped"]
 
@@ -170,6 +178,9 @@ MUTANTS = {
     "no adoption of a crashed cycle's ladder": (no_adoption_of_a_crashed_ladder, [RESTART], ["process kills"]),
     "no plan resume": (no_plan_resume, [RESTART], ["process kills"]),
     "no stop attached to entries": (no_stop_attached_to_entries, ATTACHED, []),
+    "unprotected timer not persisted": (unprotected_timer_not_persisted,
+                                        [PROTECTION + "::test_the_unprotected_close_out_time_runs_across_a_restart"],
+                                        []),
 }
 
 

@@ -313,6 +313,15 @@ class CrotApp(App[int]):
         else:
             self.notify("new entries resumed", timeout=3)
 
+    def lift_protections(self) -> None:
+        lifted = self.host.lift_protections()
+        if lifted is None:
+            self.notify("the engine is not running (yet): nothing to lift", severity="warning")
+            return
+        self.flush()
+        self.notify(f"{lifted} account protection(s) lifted: new entries allowed again" if lifted
+                    else "no account protection is in force", timeout=3)
+
     def toggle_playback(self) -> None:
         if self.host.mode != "demo":
             self.notify("playback control is for the demo only", severity="warning")

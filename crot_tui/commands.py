@@ -22,6 +22,8 @@ class CrotCommands(Provider):
                    f"allow or stop new {side} entries; open positions stay managed")
         yield (("Resume new entries" if paused else "Pause new entries"), app.toggle_pause,
                "exits, stops and open positions keep running")
+        yield ("Lift account protections", app.lift_protections,
+               "end a drawdown lock, daily-loss halt or stop-loss-streak pause now")
         yield "Settings editor", app.action_settings, "edit .env (validated, atomic save)"
         yield "Help: keys and panes", app.action_help, "every binding and what each pane shows"
         for pid, label in PANES:

@@ -129,6 +129,12 @@ class EngineHost:
             return None
         return self.pause_entries(not self.engine.flags.paused)
 
+    def lift_protections(self) -> int | None:
+        """Lift every account protection now; None when no engine runs (yet)."""
+        if self.engine is None:
+            return None
+        return int(self.engine.lift_protections())
+
     def request_stop(self) -> None:
         """Stop after the current engine cycle (a demo: after the current candle)."""
         self._stop_requested = True

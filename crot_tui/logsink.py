@@ -84,6 +84,10 @@ class EventFormatter:
             reason = e.inputs.get("reason") if isinstance(e.inputs, dict) else None
             extra = f": {reason}" if reason else ""
             return I, f"regime {e.regime}{was}{extra}"
+        if isinstance(e, ev.ProtectionEvent):
+            who = e.profile or "both"
+            level = W if e.action == "fired" else I
+            return level, f"protect {who:<5} {e.name} {e.action}: {e.reason}"
         if isinstance(e, ev.Repair):
             return W, f"repair {e.profile:<5} {e.symbol} {e.problem} -> {e.action}"
         if isinstance(e, ev.ErrorEvent):

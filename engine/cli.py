@@ -122,6 +122,12 @@ def _write_or_print(text: str, target: str | None) -> int:
     return 0
 
 
+def cmd_config_strategy(args: argparse.Namespace) -> int:
+    from engine.settings.strategy_doc import strategy_doc
+
+    return _write_or_print(strategy_doc(), args.write)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="crot", description="CROT trading bot tools")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -178,6 +184,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = csub.add_parser("docs", help="print (or --write) the generated settings reference")
     p.add_argument("--write", metavar="FILE")
     p.set_defaults(func=lambda a: _write_or_print(settings_doc(), a.write))
+
+    p = csub.add_parser("strategy", help="print (or --write) the generated strategy document (docs/STRATEGY.md)")
+    p.add_argument("--write", metavar="FILE")
+    p.set_defaults(func=cmd_config_strategy)
     return parser
 
 

@@ -17,6 +17,8 @@ What the engine publishes, and what it means here (engine/runtime/live.py, profi
   are reconciliation findings (adopted positions, foreign orders).
 - `TradeClosed` reason "stop_loss" = the exchange stop filled; "stop_breached", "unprotected",
   "urgent_time_exit" = closed by a protection.
+- `ProtectionEvent` "fired" = an account protection (drawdown lock, daily-loss halt, stop-loss
+  streak) stopped new entries; "lifted..." = it ended.
 """
 
 from __future__ import annotations
@@ -28,7 +30,8 @@ from decimal import Decimal
 from typing import Any
 
 from engine.runtime.events import (
-    Account, CycleStats, EngineStatus, ErrorEvent, Event, Positions, Repair, StopEvent, TradeClosed,
+    Account, CycleStats, EngineStatus, ErrorEvent, Event, Positions, ProtectionEvent, Repair, StopEvent,
+    TradeClosed,
 )
 
 OUTAGE_WHERE = frozenset({"step", "start", "snapshot"})
@@ -176,6 +179,15 @@ class AlertRules:
             out += self._repair(ev)
         elif isinstance(ev, TradeClosed):
             out += self._trade(ev)
+        elif isinstance(ev, ProtectionEvent):
+            who = ev.profile or "both profiles"
+            if ev.action == "fired":
+                out.append(self._alert("account_protection", WARNING,
+                                       f"{ev.name.replace('_', ' ')}: new entries stopped ({who})",
+                                       f"{ev.reason}; lifts at {utc(ev.until_ms)}"))
+            else:
+                out.append(self._alert("account_protection", INFO,
+                                       f"{ev.name.replace('_', ' ')} {ev.action} ({who})", ev.reason))
         elif isinstance(ev, Positions):
             self._positions[ev.profile] = len(ev.positions)
             held = {(ev.profile, p.symbol) for p in ev.positions}

@@ -21,12 +21,13 @@ from engine.exchange.precision import D
 from engine.exchange.types import Market
 from engine.market.candles import Candle, last_closed_open_ts, timeframe_ms
 from engine.reference import ReferenceTracker
+from engine.risk.protections import AccountProtections, Lock, ProtectionParams
 from engine.settings import Settings
 from engine.store.state import StateStore
 from engine.strategy import EntryContext, FeatureEngine, FeatureParams, GateResult, evaluate, select_entries
 
 from .commands import EngineCommands, EngineFlags
-from .events import Account, CycleStats, ErrorEvent, EventBus, TradeClosed
+from .events import Account, CycleStats, ErrorEvent, EventBus, ProtectionEvent, TradeClosed
 from .positions import MarketContext
 from .profile import CycleInput, Overlay, ProfileRunner
 from .snapshot import read_snapshot
@@ -75,6 +76,11 @@ class Engine(EngineCommands):
         self._decided: dict[str, dict[str, int]] = {"long": {}, "short": {}}
         self._blocked = ""  # the last announced risk block
         self._restarted = False  # started with stored positions or ladders: reconcile first
+        self._protection_params = ProtectionParams.from_settings(settings.glob)
+        self.protections = AccountProtections(self._protection_params)
+        self._protections_dirty = False
+        self._unannounced: list[Lock] = []
+        self._now_ms = 0
         bus.subscribe(self._on_event)
         self.cycles = 0
 
@@ -91,6 +97,14 @@ class Engine(EngineCommands):
             runner.symbols = list(self.symbols)
             await runner.load()
         self._restarted = any(r.state.positions or r.state.ladders for r in self.profiles.values())
+        try:
+            self.protections = AccountProtections.from_state(self._protection_params,
+                                                             await self.store.load_protections())
+        except Exception as exc:  # a lock must not be lost silently: say so, start without it
+            log.error("account protections: stored state unreadable (%s); starting without locks", exc)
+            self.bus.publish(ErrorEvent(0, "protections", f"stored protection state unreadable: {exc}"))
+        for lk in self.protections.locks:
+            self._announce_lock(lk, "in force after the restart", lk.since_ms)
         self._status("started")
 
     async def _reconcile_after_restart(self, snapshot: Any, failed: Any) -> None:
@@ -181,6 +195,52 @@ class Engine(EngineCommands):
         if isinstance(ev, TradeClosed):
             self.realized += ev.pnl
             self.fees += ev.fees
+            # announced by the next step (publishing from inside a handler would put the
+            # lock ahead of the trade that fired it for the other subscribers)
+            self._unannounced.extend(self.protections.on_trade(ev.ts_ms, ev.profile, ev.reason))
+            self._protections_dirty = True
+
+    def lift_protections(self) -> int:
+        """The operator lifts every account protection now; returns how many were lifted."""
+        lifted = self.protections.lift()
+        for lk in lifted:
+            self._announce_lock(lk, "lifted by the operator", self._now_ms)
+        self._protections_dirty = True
+        return len(lifted)
+
+    def _announce_lock(self, lk: Lock, action: str, now_ms: int) -> None:
+        who = "both profiles" if not lk.profile else f"the {lk.profile} profile"
+        self.bus.publish(ProtectionEvent(now_ms, lk.name, lk.profile, action, lk.reason, lk.until_ms))
+        if action == "fired":
+            self._status(f"protection {lk.name.replace('_', ' ')}: new entries and averaging stopped for {who} "
+                         f"({lk.reason})", now_ms=now_ms)
+        elif action.startswith("lifted"):
+            self._status(f"protection {lk.name.replace('_', ' ')} {action}: {who} may enter again", now_ms=now_ms)
+
+    async def _protections_step(self, now_ms: int, equity: Decimal, failed: Any) -> None:
+        """Lift the locks whose cool-off is over, feed the equity, persist what changed. A
+        failure is reported and never stops the step (stops come first, and ran already)."""
+        try:
+            for lk in self._unannounced:
+                self._announce_lock(lk, "fired", lk.since_ms)
+            self._unannounced.clear()
+            for lk in self.protections.expire(now_ms):
+                self._announce_lock(lk, "lifted", now_ms)
+                self._protections_dirty = True
+            before = len(self.protections.locks)
+            for lk in self.protections.on_equity(now_ms, equity):
+                self._announce_lock(lk, "fired", now_ms)
+            if len(self.protections.locks) != before or self._protections_dirty \
+                    or self.cycles % 20 == 0:
+                await self.store.save_protections(self.protections.to_state())
+                self._protections_dirty = False
+        except Exception as exc:
+            failed("protections", exc)
+
+    def _blocked_for(self, side: str, now_ms: int) -> str:
+        """What stops new risk of `side` now: a position without its stop (either side), or
+        an account protection."""
+        return "; ".join(r for r in (self.risk_blocked(), self.protections.blocked(side, now_ms)) if r)
 
     # -- commands (the UI's and the CLI's only way in) -------------------------------------------
     # -- one step ----------------------------------------------------------------------------
@@ -243,6 +303,8 @@ class Engine(EngineCommands):
                 raise errors[0]
         blocked = self.risk_blocked()
         self._announce_block(now_ms, blocked)
+        self._now_ms = now_ms
+        await self._protections_step(now_ms, snapshot.balance.equity, failed)
 
         # 2. the cycles, each side isolated from the other
         claimed_by = {s: snapshot.symbols_held_by(s) for s in ("long", "short")}
@@ -264,7 +326,7 @@ class Engine(EngineCommands):
                                 contexts=contexts[side], select=select_entries, entry_context=_entry_context,
                                 claimed=claimed_by[other], overlay=self.overlays[side], new_candle=new_candle,
                                 entries_enabled=self.flags.enabled[side] and not self.flags.paused,
-                                averaging_blocked=no_averaging, risk_blocked=self.risk_blocked())
+                                averaging_blocked=no_averaging, risk_blocked=self._blocked_for(side, now_ms))
                 result = await runner.cycle(ci)
                 claimed_by[side] |= set(result.selected)
                 if side == "long":

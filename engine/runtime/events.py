@@ -190,6 +190,19 @@ class Repair(Event):
 
 
 @dataclass(frozen=True)
+class ProtectionEvent(Event):
+    """An account protection fired or lifted (engine/risk/protections.py). `profile` is ""
+    when it covers both profiles; `until_ms` is when it lifts by itself."""
+
+    kind: ClassVar[str] = "protection"
+    name: str  # max_drawdown | daily_loss | stoploss_streak
+    profile: str
+    action: str  # fired | lifted | lifted by the operator
+    reason: str
+    until_ms: int
+
+
+@dataclass(frozen=True)
 class Regime(Event):
     kind: ClassVar[str] = "regime"
     regime: str

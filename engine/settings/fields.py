@@ -27,6 +27,7 @@ GROUP_TITLES: dict[str, str] = {
     "averaging": "Averaging",
     "exits": "Exits: hard stop, exit ladder, runner, breakeven, time exits",
     "account": "Account-PnL guard",
+    "protections": "Account protections: drawdown lock, daily-loss halt, stop-loss streak",
     "volatility": "Volatility and BTC-risk scaling",
     "macro": "Macro regime overlay (gold/BTC RSI)",
     "reference": "Cross-exchange reference price (MEXC)",

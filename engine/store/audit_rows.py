@@ -26,6 +26,7 @@ from engine.runtime.events import (
     FillEvent,
     OrderEvent,
     Premium,
+    ProtectionEvent,
     Regime,
     Repair,
     StopEvent,
@@ -194,6 +195,9 @@ def rows_for_event(ev: Event) -> list[AuditRow]:
     if isinstance(ev, Repair):
         return [_diag(ev, ev.profile, kind="repair", symbol=ev.symbol, action=ev.action,
                       message=ev.problem)]
+    if isinstance(ev, ProtectionEvent):
+        return [_diag(ev, ev.profile, kind="protection", symbol="", action=f"{ev.name} {ev.action}",
+                      message=f"{ev.reason} (until {iso_time(ev.until_ms)})")]
     if isinstance(ev, ErrorEvent):
         return [_diag(ev, ev.profile, kind="error", action=ev.where, fatal=ev.fatal,
                       message=ev.message)]

@@ -200,6 +200,9 @@ async def _close_quietly(db: aiosqlite.Connection) -> None:
         db.stop()  # close() failed half-way: make sure the worker thread still ends
 
 
+ACCOUNT_KEY = "*account*"  # profile_kv rows that belong to the account, not to one profile
+
+
 class StateStore:
     def __init__(self, db: aiosqlite.Connection):
         self.db = db
@@ -296,6 +299,18 @@ class StateStore:
         the bounded close-out time instead of starting it again."""
         await self.db.execute("INSERT OR REPLACE INTO profile_kv (profile, key, value) VALUES (?, ?, ?)",
                               (profile, "unprotected_since", dumps(since_ms)))
+
+    async def save_protections(self, data: dict[str, Any]) -> None:
+        """The account protections' locks and equity window (engine/risk/protections.py),
+        written when they change so a restart keeps a lock in force."""
+        await self.db.execute("INSERT OR REPLACE INTO profile_kv (profile, key, value) VALUES (?, ?, ?)",
+                              (ACCOUNT_KEY, "protections", dumps(data)))
+
+    async def load_protections(self) -> dict[str, Any] | None:
+        async with self.db.execute("SELECT value FROM profile_kv WHERE profile=? AND key='protections'",
+                                   (ACCOUNT_KEY,)) as cur:
+            row = await cur.fetchone()
+        return None if row is None else loads(row[0])
 
     async def load_unprotected(self, profile: str) -> dict[str, int]:
         async with self.db.execute("SELECT value FROM profile_kv WHERE profile=? AND key='unprotected_since'",

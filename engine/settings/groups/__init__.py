@@ -12,6 +12,7 @@ from .alerts import AlertsGlobalSettings
 from .monitoring import MonitoringGlobalSettings
 from .monitoring import MonitoringSettings
 from .profiles import ProfilesGlobalSettings
+from .protections import ProtectionsGlobalSettings
 from .reference import ReferenceGlobalSettings
 from .reference import ReferenceSettings
 from .runtime import RuntimeGlobalSettings
@@ -22,4 +23,4 @@ from .sizing import SizingSettings
 from .volatility import VolatilitySettings
 
 SIDE_GROUPS = (SignalSettings, SizingSettings, EntrySettings, FeesSettings, ExitsSettings, AveragingSettings, AccountSettings, VolatilitySettings, MacroSettings, MonitoringSettings, ReferenceSettings, RuntimeSettings,)
-GLOBAL_GROUPS = (HedgeGlobalSettings, ExchangeGlobalSettings, MonitoringGlobalSettings, AlertsGlobalSettings, ReferenceGlobalSettings, RuntimeGlobalSettings, SecretsGlobalSettings, ProfilesGlobalSettings,)
+GLOBAL_GROUPS = (HedgeGlobalSettings, ProtectionsGlobalSettings, ExchangeGlobalSettings, MonitoringGlobalSettings, AlertsGlobalSettings, ReferenceGlobalSettings, RuntimeGlobalSettings, SecretsGlobalSettings, ProfilesGlobalSettings,)

@@ -15,7 +15,7 @@ GROUP = "monitoring"
 AlertKind = Literal[
     "engine_started", "engine_stopped", "engine_crashed", "engine_error",
     "exchange_unreachable", "exchange_recovered",
-    "stop_missing", "stop_repaired", "protection_fired", "stop_filled",
+    "stop_missing", "stop_repaired", "protection_fired", "account_protection", "stop_filled",
     "repair", "trade_closed", "daily_summary",
 ]
 ALERT_KINDS: tuple[str, ...] = AlertKind.__args__  # type: ignore[attr-defined]
