@@ -307,6 +307,8 @@ async def test_entries_go_out_when_every_stop_is_confirmed(monkeypatch):
 
 
 async def test_averaging_is_blocked_while_a_position_lacks_its_stop():
+    from test_runtime_regressions import recovered_gates
+
     from engine.exchange.types import Balance, BookTop, Order, Position
     from engine.runtime.snapshot import Snapshot
     from engine.store.state import PositionMeta
@@ -320,7 +322,7 @@ async def test_averaging_is_blocked_while_a_position_lacks_its_stop():
                     [Order("x", 1, A, "sell", "limit", Dec(101), None, Dec(10), Dec(0), "open", True, False, 0)],
                     {A: BookTop("sim", A, Dec("96.99"), Dec("97.01"), None, None, 0, 0)}, {A: Dec(5)})
     d = NS(symbol=A, score=0.1, valid=True, entry_valid=True, add_valid=True,
-           gates=(NS(name="pullback_recovery", passed=True),), features=None)
+           gates=recovered_gates(), features=None)
     mk = {A: market(A)}
     ci = CycleInput(snap, mk, {A: d}, {A: MarketContext(atr_rate=0.001)}, None, None, set())
     assert runner._averaging(ci, Dec(0))  # allowed normally

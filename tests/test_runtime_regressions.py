@@ -3,6 +3,8 @@
 from decimal import Decimal as Dec
 from types import SimpleNamespace as NS
 
+import pytest
+
 from engine.exchange.sim import SimConfig, SimulatedExchange, _SimPosition
 from engine.exchange.types import Market, Order, Position
 from engine.exits.hard_stop import breakeven_trigger
@@ -82,6 +84,37 @@ async def test_a_close_dropped_unfilled_is_sent_again_next_cycle():
     await store.close()
 
 
+def recovered_gates(**failed: bool):
+    """The gates of a real entry decision (the engine's pipeline), all passed unless named."""
+    from engine.settings.strategy_doc import pipeline_gates
+
+    return tuple(g._replace(passed=not failed.get(g.name, False)) for g in pipeline_gates())
+
+
+@pytest.mark.parametrize("failed", [None, "pullback_cross_age", "pullback_gap"])
+async def test_averaging_reads_the_pullback_gates_the_pipeline_really_has(failed):
+    """Averaging asked for a gate named "pullback_recovery", which no real decision has, so
+    with EMA_AVERAGING_REQUIRE_PULLBACK_RECOVERY on (the default) it could never add."""
+    from engine.exchange.types import Balance, BookTop
+    from engine.runtime.snapshot import Snapshot
+
+    settings = Settings.defaults()
+    assert settings.side("long").ema_averaging_require_pullback_recovery
+    store = await StateStore.open(":memory:")
+    runner = ProfileRunner("long", settings.side("long"), None, store, EventBus(), [SYM], settings.glob)
+    runner.state.positions[SYM] = PositionMeta(SYM, "long", 0, Dec(1000), contracts=Dec(10), entry_price=Dec(100))
+    snap = Snapshot(30 * 3_600_000, Balance(Dec(10000), Dec(9000), Dec(1000), Dec(0)),
+                    {SYM: Position(SYM, "long", Dec(10), Dec(100), Dec(97), Dec(0), None, None)},
+                    [Order("x", 1, SYM, "sell", "limit", Dec(101), None, Dec(10), Dec(0), "open", True, False, 0)],
+                    {SYM: BookTop("sim", SYM, Dec("96.99"), Dec("97.01"), None, None, 0, 0)}, {SYM: Dec(5)})
+    d = NS(symbol=SYM, score=0.1, valid=True, entry_valid=True, add_valid=True,
+           gates=recovered_gates(**({failed: True} if failed else {})), features=None)
+    ci = CycleInput(snap, {SYM: M}, {SYM: d}, {SYM: MarketContext(atr_rate=0.001)}, None, None, set())
+    adds = runner._averaging(ci, Dec(0))
+    assert bool(adds) == (failed is None)
+    await store.close()
+
+
 async def test_averaging_counts_the_margin_new_ladders_took_this_cycle():
     from engine.exchange.types import Balance, BookTop
     from engine.runtime.snapshot import Snapshot
@@ -96,7 +129,7 @@ async def test_averaging_counts_the_margin_new_ladders_took_this_cycle():
                     [Order("x", 1, SYM, "sell", "limit", Dec(101), None, Dec(10), Dec(0), "open", True, False, 0)],
                     {SYM: BookTop("sim", SYM, Dec("96.99"), Dec("97.01"), None, None, 0, 0)}, {SYM: Dec(5)})
     d = NS(symbol=SYM, score=0.1, valid=True, entry_valid=True, add_valid=True,
-           gates=(NS(name="pullback_recovery", passed=True),), features=None)
+           gates=recovered_gates(), features=None)
     ci = CycleInput(snap, {SYM: M}, {SYM: d}, {SYM: MarketContext(atr_rate=0.001)}, None, None, set())
     free_all = runner._averaging(ci, Dec(0))
     assert free_all  # with the whole 200 of margin left, the add goes out

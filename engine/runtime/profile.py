@@ -30,6 +30,7 @@ from engine.risk.averaging import AveragingInput, add_notional, averaging_checks
 from engine.risk.sizing import AccountView, effective_leverage, entry_budget, entry_ladder
 from engine.settings import GlobalSettings, ProfileSettings
 from engine.store.state import LadderMeta, PositionMeta, ProfileState, StateStore
+from engine.strategy.signal import PULLBACK_GATES
 
 from .actions import Action, Cancel, CloseMarket, PlaceEntry, PlaceExit, PlaceStop
 from .codec import decode_plan, encode_plan
@@ -811,7 +812,7 @@ class ProfileRunner:
                 has_entry_orders=any(not o.reduce_only for o in orders),
                 has_exit_ladder=any(o.reduce_only and o.kind == "limit" for o in orders),
                 in_breakeven=meta.breakeven, add_valid=bool(d.add_valid),
-                pullback_recovered=_gate_passed(d, "pullback_recovery"),
+                pullback_recovered=all(_gate_passed(d, g) for g in PULLBACK_GATES),
                 macro_allows=ci.overlay.averaging_allowed, atr_rate=ctx.atr_rate,
                 daily_volatility=getattr(d.features, "daily_volatility", None) if d.features else None)
             checks = averaging_checks(self.p, a)

@@ -82,9 +82,10 @@ from .selection import (
     rejection_counts,
     select_entries,
 )
-from .signal import SIGNAL_GATES, STRUCTURE_GATES, evaluate
+from .signal import PULLBACK_GATES, SIGNAL_GATES, STRUCTURE_GATES, evaluate
 
 __all__ = [
+    "PULLBACK_GATES",
     "CROSS_DOWN",
     "CROSS_UP",
     "HARD",

@@ -58,6 +58,9 @@ SIGNAL_GATES: tuple[str, ...] = (
     "min_rs30",
     "min_score",
 )
+
+#: the gates that together say "the pullback has recovered" (averaging reads them too)
+PULLBACK_GATES: tuple[str, ...] = ("pullback_cross_age", "pullback_gap")
 #: Market-structure gates: they gate entry_valid and add_valid, never valid.
 STRUCTURE_GATES: frozenset[str] = frozenset(
     ("chop", "volume_confirmation", "adverse_spike", "value_area")
