@@ -177,6 +177,7 @@ class EntrySettings(BaseModel):
     )
     max_unhealthy_positions_for_new_entries: int = setting(
         2,
-        "No new entries while more positions than this are unhealthy (no exit orders, or stuck).",
+        "No new entries while more positions than this are unhealthy: signal no longer valid, or down by "
+        "EMA_AVERAGING_MIN_DRAWDOWN_STEP or more.",
         group="entry", unit="count", ge=0,
     )
