@@ -35,7 +35,7 @@ from engine.runtime.events import (
 )
 
 OUTAGE_WHERE = frozenset({"step", "start", "snapshot"})
-PROTECTION_REASONS = frozenset({"stop_breached", "unprotected", "urgent_time_exit"})
+PROTECTION_REASONS = frozenset({"stop_breached", "unprotected", "urgent_time_exit", "force_exit"})
 NO_STOP = "position without a confirmed stop"
 HOUR_MS = 3_600_000
 DAY_MS = 24 * HOUR_MS

@@ -132,6 +132,24 @@ def plan_position(
     # re-planned when the position grows (entry or averaging fill), when its phase changes
     # (mode, decay stage, premium tightening, time-exit step), or when no exit order is left.
     fraction = time_exit_fraction(p, minutes_held, ctx.time_multiplier)
+    if fraction > 0:
+        step_order = time_exit_order(p, side, pos.entry_price, pos.contracts, price, market, fraction)
+        wanted = [] if step_order is None else [(step_order.tag, step_order.price, step_order.amount)]
+    else:
+        wanted = [(e.tag, e.price, e.amount) for e in plan.orders]
+    open_exit_amount = sum((o.remaining for o in exits), Decimal(0))
+    # -- absolute force exit: exits wanted but none resting (refused, or the closeable amount
+    # reserved) for too long; the reference once held a position 29 h with its exits stuck
+    if wanted and open_exit_amount == 0:
+        if meta.exits_missing_since is None:
+            meta.exits_missing_since = now_ms
+        limit_ms = p.absolute_force_exit_after_minutes * 60_000
+        if p.enable_absolute_force_exit and limit_ms > 0 and now_ms - meta.exits_missing_since >= limit_ms:
+            c, key = close_cid("force_exit")
+            out.actions.append(CloseMarket(pos.symbol, side, pos.contracts, c, key, "force_exit", tuple(exits)))
+            return out
+    else:
+        meta.exits_missing_since, meta.exits_reported = None, False
     decay = 0
     hours = minutes_held / 60
     if p.ema_exit_decay_first_markup_after_hours > 0 and hours >= p.ema_exit_decay_first_markup_after_hours:
@@ -139,16 +157,10 @@ def plan_position(
     if p.ema_exit_decay_max_markup_after_hours > 0 and hours >= p.ema_exit_decay_max_markup_after_hours:
         decay = 2
     phase = f"{mode}|d{decay}|t{int(ctx.tighten is not None)}|x{fraction:g}"
-    open_exit_amount = sum((o.remaining for o in exits), Decimal(0))
     replan = (phase != meta.exit_phase or pos.contracts > meta.ladder_base
               or (open_exit_amount == 0 and pos.contracts > 0))
     if not replan:
         return out
-    if fraction > 0:
-        step_order = time_exit_order(p, side, pos.entry_price, pos.contracts, price, market, fraction)
-        wanted = [] if step_order is None else [(step_order.tag, step_order.price, step_order.amount)]
-    else:
-        wanted = [(e.tag, e.price, e.amount) for e in plan.orders]
     have = sorted((o.price, o.remaining) for o in exits if o.price is not None)
     frozen_key = f"{phase}|{pos.contracts}|{len(exits)}"
     if have == sorted((pr, am) for _, pr, am in wanted):

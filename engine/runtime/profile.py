@@ -390,6 +390,19 @@ class ProfileRunner:
                 self.bus.publish(ErrorEvent(now, "protection", f"{symbol}: {reason}", profile=self.side))
                 await self._repair_safe(now, symbol, "position without a confirmed stop", reason)
 
+    async def _exit_coverage(self, now: int, meta: PositionMeta) -> None:
+        """Report once per episode a position whose exit orders have been missing for
+        EXIT_COVERAGE_ALERT_MINUTES (the absolute force exit closes it later, if it is on)."""
+        limit_ms = self.p.exit_coverage_alert_minutes * 60_000
+        since = meta.exits_missing_since
+        if since is None or meta.exits_reported or limit_ms <= 0 or now - since < limit_ms:
+            return
+        meta.exits_reported = True
+        force = self.p.absolute_force_exit_after_minutes
+        then = (f"closed at market after {force:g} min without exits (absolute force exit)"
+                if self.p.enable_absolute_force_exit and force > 0 else "no force exit is set: check it by hand")
+        await self._repair_safe(now, meta.symbol, f"exit orders missing for {(now - since) / 60_000:.0f} min", then)
+
     async def _repair_safe(self, now: int, symbol: str, problem: str, action: str) -> None:
         """A repair record that must not fail the protection pass (the state file may be full)."""
         self.bus.publish(Repair(now, self.side, symbol, problem, action))
@@ -473,6 +486,7 @@ class ProfileRunner:
                 plan.actions[:] = [a for a in plan.actions if not isinstance(a, PlaceExit)]
             actions.extend(plan.actions)
             notes.extend(f"{symbol}: {n}" for n in plan.notes)
+            await self._exit_coverage(now, meta)
             if plan.frozen_key:
                 frozen_keys[symbol] = plan.frozen_key
         self._tiny.clear()
@@ -675,7 +689,8 @@ class ProfileRunner:
             return {"runner": "runner_take_profit", "time": "time_exit"}.get(
                 tag, "breakeven" if tag.startswith("be") else "take_profit")
         if purpose == "close":
-            for reason in ("stop_breached", "runner", "dust", "tiny", "urgent_time_exit", "unprotected"):
+            for reason in ("stop_breached", "runner", "dust", "tiny", "urgent_time_exit", "unprotected",
+                           "force_exit"):
                 if f":{reason}:" in key:
                     return {"runner": "runner_trailing", "tiny": "tiny_entry"}.get(reason, reason)
         return purpose

@@ -97,6 +97,8 @@ class PositionMeta:
     contracts: Decimal = Decimal(0)  # size seen at the last cycle
     entry_price: Decimal = Decimal(0)
     adopted: bool = False  # found on the exchange without local state
+    exits_missing_since: int | None = None  # first cycle its wanted exit orders were not resting
+    exits_reported: bool = False  # the exit-coverage warning went out for this episode
 
     @property
     def pos_id(self) -> str:

@@ -301,14 +301,21 @@ class ExitsSettings(BaseModel):
         group="exits", planned=True, unit="minutes", ge=0,
     )
     enable_absolute_force_exit: bool = setting(
-        False,
-        "Force a full reduce-only exit once a position is older than ABSOLUTE_FORCE_EXIT_AFTER_MINUTES (inferred)",
-        group="exits", planned=True,
+        True,
+        "Close a position reduce-only at market when it has had no resting exit order (refused, or closeable "
+        "amount reserved) for ABSOLUTE_FORCE_EXIT_AFTER_MINUTES.",
+        group="exits",
     )
     absolute_force_exit_after_minutes: float = setting(
-        0.0,
-        "Holding time that triggers the absolute force exit; 0 = off.",
-        group="exits", planned=True, unit="minutes", ge=0,
+        720.0,
+        "How long a position may go without any resting exit order before the absolute force exit closes it; "
+        "0 = off.",
+        group="exits", unit="minutes", ge=0,
+    )
+    exit_coverage_alert_minutes: float = setting(
+        30.0,
+        "Report a position whose exit orders have been missing this long (log, audit trail, alert); 0 = off.",
+        group="exits", unit="minutes", ge=0,
     )
     enable_controlled_loss_exit: bool = setting(
         True,
