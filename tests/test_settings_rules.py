@@ -136,3 +136,23 @@ def test_settings_not_yet_in_effect_are_accepted_but_warned_about():
     assert len(warnings) == 2 and "ENABLE_CONTROLLED_LOSS_EXIT" in warnings[0]
     assert by_key()["ENABLE_CONTROLLED_LOSS_EXIT"].planned
     assert not by_key()["HARD_STOP_LOSS_PCT"].planned
+
+
+def test_risk_fractions_beyond_a_sane_bound_get_a_loud_warning_naming_key_and_profiles():
+    """Issue 18: HARD_STOP_LOSS_PCT=0.5 (a 50% stop) must not pass without a word."""
+    from engine.settings.envfile import parse_lines
+    from engine.settings.loader import RISK_WARN_ABOVE, danger_warnings, settings_from_assignments
+
+    def warnings(text):
+        assignments, _ = parse_lines(text.splitlines())
+        return danger_warnings(settings_from_assignments(assignments))
+
+    assert warnings("") == []  # the defaults are sane
+    for name, (limit, _) in RISK_WARN_ABOVE.items():
+        from engine.settings import Settings
+        assert float(getattr(Settings.defaults().side("long"), name)) <= limit, name
+    [w] = warnings("HARD_STOP_LOSS_PCT=0.12\nHARD_STOP_LOSS_ATR_MAX_PCT=0.12\nHARD_STOP_LOSS_MIN_EMERGENCY_PCT=0.13\n")
+    assert w.startswith("DANGER: HARD_STOP_LOSS_PCT=0.12 is 12% (long and short profiles)") and "fraction" in w
+    [w] = warnings("SHORT_EMA_MAX_TOTAL_MARGIN_FRACTION=0.95\n")
+    assert "SHORT_EMA_MAX_TOTAL_MARGIN_FRACTION=0.95" in w and "(short profile)" in w
+    assert warnings("EMA_MAX_TOTAL_MARGIN_FRACTION=0.9\n") == []  # at the bound: fine

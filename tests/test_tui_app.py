@@ -211,6 +211,29 @@ async def test_settings_editor_inline_error_then_save_writes_env(tmp_path) -> No
         assert "saved 1 change(s)" in message and "restart the bot to apply" in message
 
 
+async def test_settings_editor_warns_loudly_about_a_risky_fraction_it_saved(tmp_path) -> None:
+    """Issue 18: a 12% stop is legal but rarely meant (a percentage typed as a fraction)."""
+    env = write_env(tmp_path / ".env", FAST_ENV)
+    app = recorded_app(None, tmp_path, env=env)
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = await _open_settings(pilot, app)
+        await _search(pilot, screen, "hard_stop_loss_min_emergency_pct")
+        screen.field("HARD_STOP_LOSS_MIN_EMERGENCY_PCT").query_one("Input").value = "0.2"
+        await _search(pilot, screen, "hard_stop_loss_atr_max_pct")
+        screen.field("HARD_STOP_LOSS_ATR_MAX_PCT").query_one("Input").value = "0.12"
+        await _search(pilot, screen, "hard_stop_loss_pct")
+        inp = screen.field("HARD_STOP_LOSS_PCT").query_one("#input-HARD_STOP_LOSS_PCT")
+        inp.focus()
+        inp.value = "0.12"
+        await pilot.pause()
+        await pilot.press("ctrl+s")
+        await pilot.pause()
+        assert "HARD_STOP_LOSS_PCT=0.12" in env.read_text()
+        message = screen.query_one("#settings-message").content.plain
+        assert "saved 3 change(s)" in message
+        assert "DANGER: HARD_STOP_LOSS_PCT=0.12 is 12%" in message and "fraction" in message
+
+
 async def test_settings_editor_per_side_override_and_reset(tmp_path) -> None:
     env = write_env(tmp_path / ".env", FAST_ENV + "SHORT_EMA_POSITION_BUDGET_FRACTION=0.01\n")
     app = recorded_app(None, tmp_path, env=env)

@@ -30,6 +30,7 @@ from textual.widgets.option_list import Option
 
 from engine.exchange.errors import redact, register_secret
 from engine.settings import SettingsError, catalog, lookup, save_settings, validate_value
+from engine.settings.loader import danger_warnings
 from engine.settings.envfile import parse_lines
 from engine.settings.fields import GROUP_TITLES, SettingInfo
 from engine.settings.render import display
@@ -465,7 +466,7 @@ class SettingsScreen(Screen):
             return
         changes = dict(self.pending)
         try:
-            save_settings(self.path, changes)
+            saved = save_settings(self.path, changes)
         except SettingsError as exc:
             lines = Text()
             lines.append(f"✗ not saved ({len(exc.problems)} problem(s); the file is unchanged):", style="bold red")
@@ -492,7 +493,14 @@ class SettingsScreen(Screen):
         for f in self.query(SettingField):
             f.refresh_status()
         names = ", ".join(sorted(changes))
-        self._message(Text(f"✓ saved {len(changes)} change(s) to {self.path} ({names}); {RESTART_NOTE}.",
-                           style="bold"))
+        message = Text(f"✓ saved {len(changes)} change(s) to {self.path} ({names}); {RESTART_NOTE}.", style="bold")
+        dangers = danger_warnings(saved)
+        for w in dangers:  # legal but risky (a 50% stop, no stop at all): said where it was typed
+            message.append(f"\n⚠ {w}", style="bold yellow")
+        self._message(message)
         self._refresh_header()
-        self.notify(f"saved {len(changes)} change(s); restart the bot to apply", title="Settings")
+        if dangers:
+            self.notify(f"saved; {len(dangers)} risk warning(s): read them before you restart", title="Settings",
+                        severity="warning")
+        else:
+            self.notify(f"saved {len(changes)} change(s); restart the bot to apply", title="Settings")

@@ -254,10 +254,43 @@ def planned_warnings(settings: Settings) -> list[str]:
     return out
 
 
-def danger_warnings(settings: Settings) -> list[str]:
-    """Legal settings that leave money unprotected: said loudly at `crot config check` and at
-    every start, never silently accepted."""
+#: risk settings (fractions: 0.02 = 2%) with the value above which a loud warning is given:
+#: legal, since a trader may mean it, but far from any sane default, and the usual cause is a
+#: percentage typed where a fraction is expected (0.5 meant as 0.5%).
+RISK_WARN_ABOVE: dict[str, tuple[float, str]] = {
+    "hard_stop_loss_pct": (0.10, "a stop this far away loses more than 10% of the position before it fires"),
+    "hard_stop_loss_atr_max_pct": (0.15, "the ATR-widened stop may sit more than 15% away"),
+    "hard_stop_loss_min_emergency_pct": (0.15, "a position without a stop is closed only after a move this large"),
+    "hard_time_exit_max_loss_on_notional": (0.15, "the time exit may accept a loss of this share of the position"),
+    "ema_position_budget_fraction": (0.10, "each new position takes this share of equity as margin"),
+    "ema_max_position_margin_fraction": (0.20, "one position may hold this share of equity as margin"),
+    "ema_max_total_margin_fraction": (0.90, "open positions may hold nearly all the equity as margin"),
+}
+
+
+def risk_warnings(settings: Settings) -> list[str]:
+    """Risk fractions set beyond a sane bound (see RISK_WARN_ABOVE), one line each."""
     out = []
+    for name, (limit, why) in RISK_WARN_ABOVE.items():
+        found: dict[tuple[str, float], list[str]] = {}
+        for side in SIDES:
+            value = getattr(settings.side(side), name, None)
+            if value is None or float(value) <= limit:
+                continue
+            key = name.upper()
+            set_as = next((k for k in (f"{side.upper()}_{key}", key) if k in settings.source), key)
+            found.setdefault((set_as, float(value)), []).append(side)
+        for (set_as, value), sides in found.items():
+            who = " and ".join(f"{s}" for s in sides) + (" profiles" if len(sides) > 1 else " profile")
+            out.append(f"DANGER: {set_as}={value:g} is {value:.0%} ({who}): {why}. It is a fraction "
+                       f"(0.02 = 2%); values above {limit:g} are rarely meant")
+    return out
+
+
+def danger_warnings(settings: Settings) -> list[str]:
+    """Legal settings that leave money unprotected or at unusual risk: said loudly at `crot
+    config check` and at every start, never silently accepted."""
+    out = risk_warnings(settings)
     off = [s for s in SIDES if not settings.side(s).hard_stop_loss_enabled]
     if off:
         keys = [k for k in ("HARD_STOP_LOSS_ENABLED", "LONG_HARD_STOP_LOSS_ENABLED", "SHORT_HARD_STOP_LOSS_ENABLED")
