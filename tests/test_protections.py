@@ -217,3 +217,43 @@ def test_a_protection_that_fires_or_lifts_is_an_alert_and_a_log_line():
     assert [a.kind for a in rules.on_event(lifted)] == ["account_protection"]
     line = format_event(fired)
     assert line is not None and "daily_loss fired" in line.text
+
+
+# -- issue 14: controls that persist -------------------------------------------------------------
+
+async def test_the_pause_and_the_profile_switches_survive_a_restart(tmp_path):
+    sim = new_sim()
+    store = await StateStore.open(tmp_path / "s.sqlite")
+    bus = EventBus()
+    engine = await new_engine(sim, store, bus)
+    engine.pause_entries(True)
+    engine.set_profile("short", False)
+    await engine.step(T0, {})
+    await store.close()  # a crash or a watchdog restart: a new process, the same state file
+
+    store = await StateStore.open(tmp_path / "s.sqlite")
+    seen = []
+    bus2 = EventBus()
+    bus2.subscribe(seen.append)
+    engine2 = await new_engine(sim, store, bus2)
+    assert engine2.flags.paused and engine2.flags.enabled == {"long": True, "short": False}
+    said = [e.message for e in seen if isinstance(e, EngineStatus) and "controls in force" in e.message]
+    assert said and "PAUSED" in said[0] and "profiles long on" in said[0]
+    engine2.pause_entries(False)  # stored at once (no step needed)
+    await __import__("asyncio").sleep(0)
+    await store.close()
+    store = await StateStore.open(tmp_path / "s.sqlite")
+    engine3 = await new_engine(sim, store, EventBus())
+    assert not engine3.flags.paused
+    await store.close()
+
+
+async def test_a_profile_left_out_of_bot_profiles_stays_off_whatever_was_stored(tmp_path):
+    sim = new_sim()
+    store = await StateStore.open(tmp_path / "s.sqlite")
+    await store.save_controls({"long": True, "short": True}, False)
+    s = Settings.defaults()
+    only_long = Settings(s.glob.model_copy(update={"bot_profiles": ("long",)}), s.profiles)
+    engine = await new_engine(sim, store, EventBus(), only_long)
+    assert engine.flags.enabled == {"long": True, "short": False}
+    await store.close()

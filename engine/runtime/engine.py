@@ -105,6 +105,7 @@ class Engine(EngineCommands):
             self.bus.publish(ErrorEvent(0, "protections", f"stored protection state unreadable: {exc}"))
         for lk in self.protections.locks:
             self._announce_lock(lk, "in force after the restart", lk.since_ms)
+        await self._restore_controls()
         self._status("started")
 
     async def _reconcile_after_restart(self, snapshot: Any, failed: Any) -> None:
@@ -199,6 +200,24 @@ class Engine(EngineCommands):
             # lock ahead of the trade that fired it for the other subscribers)
             self._unannounced.extend(self.protections.on_trade(ev.ts_ms, ev.profile, ev.reason))
             self._protections_dirty = True
+
+    async def _restore_controls(self) -> None:
+        """The operator's switches as they were stored (a profile BOT_PROFILES leaves out stays
+        off); said at start so nobody wonders why a profile does not trade."""
+        try:
+            stored = await self.store.load_controls()
+        except Exception as exc:
+            self.bus.publish(ErrorEvent(0, "controls", f"stored profile switches unreadable: {exc}"))
+            return
+        if stored is None:
+            return
+        enabled, paused = stored
+        for side in ("long", "short"):
+            self.flags.enabled[side] = self.flags.enabled[side] and enabled.get(side, True)
+        self.flags.paused = paused
+        on = [s for s in ("long", "short") if self.flags.enabled[s]]
+        self._status(f"controls in force from the state file: profiles {', '.join(on) or 'none'} on; "
+                     f"new entries {'PAUSED' if paused else 'allowed'}")
 
     def lift_protections(self) -> int:
         """The operator lifts every account protection now; returns how many were lifted."""
@@ -305,6 +324,7 @@ class Engine(EngineCommands):
         self._announce_block(now_ms, blocked)
         self._now_ms = now_ms
         await self._protections_step(now_ms, snapshot.balance.equity, failed)
+        await self.save_controls()
 
         # 2. the cycles, each side isolated from the other
         claimed_by = {s: snapshot.symbols_held_by(s) for s in ("long", "short")}

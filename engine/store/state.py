@@ -308,6 +308,21 @@ class StateStore:
         await self.db.execute("INSERT OR REPLACE INTO profile_kv (profile, key, value) VALUES (?, ?, ?)",
                               (ACCOUNT_KEY, "protections", dumps(data)))
 
+    async def save_controls(self, enabled: dict[str, bool], paused: bool) -> None:
+        """The operator's switches (profile on/off, entries paused): a restart, a crash or a
+        watchdog restart comes back with them as they were."""
+        await self.db.execute("INSERT OR REPLACE INTO profile_kv (profile, key, value) VALUES (?, ?, ?)",
+                              (ACCOUNT_KEY, "controls", dumps({"enabled": enabled, "paused": paused})))
+
+    async def load_controls(self) -> tuple[dict[str, bool], bool] | None:
+        async with self.db.execute("SELECT value FROM profile_kv WHERE profile=? AND key='controls'",
+                                   (ACCOUNT_KEY,)) as cur:
+            row = await cur.fetchone()
+        if row is None:
+            return None
+        data = loads(row[0])
+        return {str(k): bool(v) for k, v in data.get("enabled", {}).items()}, bool(data.get("paused", False))
+
     async def load_protections(self) -> dict[str, Any] | None:
         async with self.db.execute("SELECT value FROM profile_kv WHERE profile=? AND key='protections'",
                                    (ACCOUNT_KEY,)) as cur:
