@@ -27,6 +27,7 @@ Served endpoints (method, path -> simulator call):
 | GET  /v5/position/lever | the account leverage of a contract |
 | GET  /linear-swap-ex/market/detail/batch_merged | book tops (bid = last price floored to the tick, ask = bid + 1 tick) |
 | GET  /linear-swap-ex/market/history/kline | candles that closed by the venue clock, plus the forming one |
+| GET  /ws/v5/notification (websocket) | HTX v5 order pushes: every fill the simulator makes is pushed (tests/fake_htx_ws.py) |
 
 Strictness that catches client bugs: every private request must carry a valid HMAC-SHA256
 signature of the configured secret (HTX signature v2, recomputed here) or it gets an auth error;
@@ -93,6 +94,7 @@ import base64
 import hashlib
 import hmac
 import json
+import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_EVEN, Decimal
@@ -110,6 +112,8 @@ from engine.exchange.sim import SimConfig, SimulatedExchange
 from engine.exchange.types import Market, Order
 from engine.market.candles import Candle, timeframe_ms
 from engine.market.feeds import read_candles_csv
+
+from fake_htx_ws import PATH as WS_PATH, FakeHtxOrderPush
 
 ROOT = Path(__file__).resolve().parents[1]
 XRP_CSV = ROOT / "tests" / "fixtures" / "market_2018" / "XRP_USDT_USDT-5m-futures.csv"
@@ -306,6 +310,11 @@ class FakeHtxVenue:
         self._attached: dict[str, tuple[Decimal, str]] = {}  # sim order id -> its sl (trigger, type)
         self.fill_venue_ms: dict[str, int] = {}  # sim fill id -> venue time it happened
         self.stop_active_ms: dict[str, int] = {}  # sim stop id -> venue time it started resting
+        self.fill_real_s: dict[str, float] = {}  # ... the same in the machine's monotonic time
+        self.stop_active_real_s: dict[str, float] = {}
+        #: the v5 order-push websocket (GET /ws/v5/notification): fills are pushed as they happen
+        self.ws = FakeHtxOrderPush(api_key=api_key, secret=secret, contract_codes=lambda: set(self.by_code))
+        self._pushed_filled: dict[str, Decimal] = {}  # sim order id -> filled volume last pushed
         self._website_cids = 0
         self.cancel_next_post_only = 0  # a fault: the next N post-only orders are system-cancelled
         self._fees: dict[str, Decimal] = {}
@@ -324,6 +333,7 @@ class FakeHtxVenue:
 
     async def start(self) -> FakeHtxVenue:
         app = web.Application()
+        app.router.add_get(WS_PATH, self.ws.handle)
         app.router.add_route("*", "/{tail:.*}", self._handle)
         self._runner = web.AppRunner(app, access_log=None, handler_cancellation=False)
         await self._runner.setup()
@@ -333,6 +343,7 @@ class FakeHtxVenue:
         return self
 
     async def stop(self) -> None:
+        await self.ws.drop()
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
@@ -367,11 +378,31 @@ class FakeHtxVenue:
         self.sim.on_candle(symbol, ts_ms, D(o), D(h), D(low), D(c))
         served.append(Candle(ts_ms, float(o), float(h), float(low), float(c), float(volume)))
         self.now_ms = max(self.now_ms, ts_ms + self.tf_ms)
+        now_s = time.monotonic()
         for f in self.sim._fills[fills:]:
             self.fill_venue_ms[f.id] = self.now_ms
+            self.fill_real_s[f.id] = now_s
         for stop_id in list(self.sim.attached_from)[attached:]:
             self.stop_active_ms[stop_id] = self.now_ms
+            self.stop_active_real_s[stop_id] = now_s
             self.stop_trigger_types[stop_id] = self._attached[self.sim.attached_from[stop_id]][1]
+        self._push_fills({f.order_id for f in self.sim._fills[fills:]})
+
+    def _push_fills(self, order_ids: set[str]) -> None:
+        """Push the row of every order that filled (HTX v5 `orders` topic), in the order's state
+        after the candle: partially_filled or filled, `trade_volume` the volume filled so far."""
+        if not self.ws.conns or not order_ids:
+            return
+        for o in self.sim.all_orders():
+            if o.id not in order_ids or self._pushed_filled.get(o.id) == o.filled:
+                continue
+            self._pushed_filled[o.id] = o.filled
+            self._fees[o.id] = sum((f.fee for f in self.sim._fills if f.order_id == o.id), Decimal(0))
+            row = self._order_row(o)
+            if o.is_algo:  # a triggered stop: HTX pushes the market order it became
+                row.update({"type": "market", "order_source": "tpsl", "reduce_only": True,
+                            "state": "filled" if o.status == "filled" else row["state"]})
+            self.ws.publish(self.contracts[o.symbol].code, row, self.now_ms)
 
     def advance_to(self, now_ms: int) -> None:
         """Let the recorded series trade until `now_ms`: every candle closed by then, in time order."""
@@ -407,16 +438,28 @@ class FakeHtxVenue:
         return [r for r in self.requests
                 if (method is None or r.method == method.upper()) and (path is None or r.path == path)]
 
-    def fill_to_stop(self) -> list[tuple[str, int, str]]:
+    def fill_to_stop(self, real: bool = False) -> list[tuple[str, Any, str]]:
         """For every position that opened: (symbol, venue ms from its opening fill to the first
         stop resting for it, "attached" | "placed"). A position that closed before any stop
-        rested is reported with the ms it lived and "none"."""
-        out: list[tuple[str, int, str]] = []
-        stops = [(self.stop_active_ms[o.id], o) for o in self.sim.all_orders() if o.id in self.stop_active_ms]
+        rested is reported with the ms it lived and "none". `real`: the same in the machine's
+        monotonic clock (ms, float) instead of venue time."""
+        return [(symbol, t1 - t0, how) for symbol, t0, t1, how in self.fill_to_stop_times(real)]
+
+    def fill_to_stop_times(self, real: bool = False) -> list[tuple[str, Any, Any, str]]:
+        """As `fill_to_stop`, with the two times: (symbol, opening fill, first stop (or the
+        close), how)."""
+        out: list[tuple[str, Any, Any, str]] = []
+        if real:
+            active: dict[str, Any] = {k: v * 1000 for k, v in self.stop_active_real_s.items()}
+            fill_t: dict[str, Any] = {k: v * 1000 for k, v in self.fill_real_s.items()}
+            end: Any = time.monotonic() * 1000
+        else:
+            active, fill_t, end = self.stop_active_ms, self.fill_venue_ms, self.now_ms
+        stops = [(active[o.id], o) for o in self.sim.all_orders() if o.id in active]
         held: dict[str, Decimal] = {}
-        opened: dict[str, int] = {}
+        opened: dict[str, Any] = {}
         for f in self.sim._fills:
-            t = self.fill_venue_ms.get(f.id, self.now_ms)
+            t = fill_t.get(f.id, end)
             before = held.get(f.symbol, Decimal(0))
             after = before + (f.amount if f.side == "buy" else -f.amount)
             held[f.symbol] = after
@@ -426,14 +469,14 @@ class FakeHtxVenue:
                 t0 = opened.pop(f.symbol)
                 first = min(((ts, o) for ts, o in stops if o.symbol == f.symbol and t0 <= ts <= t),
                             default=None, key=lambda x: x[0])
-                out.append((f.symbol, (first[0] if first else t) - t0,
+                out.append((f.symbol, t0, first[0] if first else t,
                             "none" if first is None else "attached" if first[1].id in self.sim.attached_from
                             else "placed"))
         for symbol, t0 in opened.items():
             first = min(((ts, o) for ts, o in stops if o.symbol == symbol and t0 <= ts),
                         default=None, key=lambda x: x[0])
             if first is not None:
-                out.append((symbol, first[0] - t0, "attached" if first[1].id in self.sim.attached_from else "placed"))
+                out.append((symbol, t0, first[0], "attached" if first[1].id in self.sim.attached_from else "placed"))
         return out
 
     async def protection_problems(self) -> list[str]:
@@ -624,7 +667,7 @@ class FakeHtxVenue:
             "price": fmt(o.price) if o.price is not None else None, "volume": fmt(o.amount),
             "state": self._state(o), "profit": None, "contract_code": contract.code, "position_side": "both",
             "price_match": None, "order_id": vid, "client_order_id": self._bot_cid(o),
-            "margin_mode": "cross", "lever_rate": int(self._levers[o.symbol] or 1), "order_source": "api",
+            "margin_mode": "cross", "lever_rate": int(self._levers.get(o.symbol) or 1), "order_source": "api",
             "reduce_only": o.reduce_only, "time_in_force": "gtc",
             "tp_trigger_price": "", "tp_order_price": "", "tp_type": "0", "tp_trigger_price_type": "",
             "sl_trigger_price": fmt(sl[0]) if sl else "", "sl_order_price": "",
@@ -1024,6 +1067,7 @@ class FakeHtxVenue:
         self._venue_cid[order.id] = cid
         self.stop_trigger_types[order.id] = trigger_type
         self.stop_active_ms.setdefault(order.id, rec.venue_ms)
+        self.stop_active_real_s.setdefault(order.id, time.monotonic())
         return _ok([{"algo_id": self._venue_id(order), "algo_client_order_id": str(cid)}], self.now_ms)
 
     async def _cancel(self, rec: VenueRequest) -> dict:

@@ -13,6 +13,11 @@ Faults are injected at the venue, under the adapter: lost replies (the venue act
 reply comes after the client's timeout), 502s before acting, an HTX 1084 order ban, and
 post-only orders the venue cancels as crossing.
 
+Order updates (`order_updates=True|False`): the venue then trades up to the clock in small
+slices DURING the pause, so a fill happens mid-pause as on a real venue and is pushed over the
+v5 order websocket (tests/fake_htx_ws.py); with True the loop wakes on it (ccxt.pro), with False
+it waits for its next poll. The default (None) keeps the original pacing and no websocket.
+
 Used by tests/test_live_rehearsal.py (short) and bench/rehearsal.py (long, prints figures).
 """
 
@@ -91,6 +96,14 @@ class Rehearsal:
     reuses: list[str] = field(default_factory=list)  # what each reuse was, for the figures
     fill_to_stop_ms: list[float] = field(default_factory=list)  # venue ms from opening fill to a resting stop
     fill_to_stop: list[tuple[str, int, str]] = field(default_factory=list)  # (symbol, ms, attached|placed|none)
+    fill_to_stop_real: list[tuple[str, float, str]] = field(default_factory=list)  # the same, machine ms
+    #: fill-to-stop at real speed (factor 1), ms: the pause waited for the poll that placed the
+    #: stop counts at venue speed (it is scaled), the poll's own work and a pushed fill's way to
+    #: the loop at machine speed (they are not); see `_at_real_speed`
+    fill_to_stop_speed1: list[tuple[str, float, str]] = field(default_factory=list)
+    poll_starts: list[float] = field(default_factory=list)  # monotonic s when each pause ended
+    pushes: int = 0  # order updates the venue pushed over the websocket
+    ws_connections: int = 0
     venue_requests: list[Any] = field(default_factory=list)
     decided_per_candle: list[int] = field(default_factory=list)
     audit_decision_rows: int = 0
@@ -138,6 +151,34 @@ class _Pacer(asyncio.Event):
         return 3.0 / self.clock.factor
 
 
+class _SlicedPacer(_Pacer):
+    """As `_Pacer`, but the venue trades up to the clock in slices of `slice_s` real seconds
+    during the pause, so fills happen (and are pushed) mid-pause; a wake of the loop cancels
+    the rest of the pause."""
+
+    slice_s = 0.0005
+
+    async def wait(self) -> bool:
+        await self.check()
+        action = self.faults_at.pop(self.run.polls_checked, None)
+        if action is not None:
+            action()
+        delay = self.rng.randint(500, 4_000)
+        end = time.monotonic() + self.run_pause()
+        try:
+            while True:
+                self.venue.advance_to(min(self.end_ms, self.clock.base() - delay))
+                if self.venue.now_ms >= self.end_ms:
+                    self.set()
+                    return True
+                left = end - time.monotonic()
+                if left <= 0:
+                    return True
+                await asyncio.sleep(min(self.slice_s, left))
+        finally:  # woken or not, the next poll starts now
+            self.run.poll_starts.append(time.monotonic())
+
+
 def _settings(extra: dict[str, str] | None = None):
     """The rehearsal's settings plus `extra` (raw .env values by key)."""
     values = {**SETTINGS, "HTX_API_KEY": API_KEY, "HTX_API_SECRET": SECRET, **(extra or {})}
@@ -152,10 +193,11 @@ def _series(start: int, candles: int) -> dict[str, list[Candle]]:
 async def rehearse(tmp: Path, *, candles: int = 120, warmup: int = 200, factor: float = 1500.0,
                    jitter_ms: int = 2_500, seed: int = 11, start: int = 2000, faults: bool = True,
                    timeout_ms: int = 400, extra: dict[str, str] | None = None,
-                   partial_fill: str = "1") -> Rehearsal:
+                   partial_fill: str = "1", order_updates: bool | None = None) -> Rehearsal:
     """Run the rehearsal over `candles` candles after `warmup`; returns what was seen.
     `partial_fill`: the share of a resting order one candle fills (below 1: entries fill over
-    several candles, and an attached stop waits for the last part)."""
+    several candles, and an attached stop waits for the last part). `order_updates`: see the
+    module docstring."""
     rng = random.Random(seed)
     run = Rehearsal(candles=candles)
     series = _series(start, warmup + candles)
@@ -205,7 +247,7 @@ async def rehearse(tmp: Path, *, candles: int = 120, warmup: int = 200, factor: 
                 for i, action in enumerate(plan):
                     fault_plan[every * (i + 1)] = action
                 fault_plan[every * (len(plan) + 1)] = ban
-            pacer = _Pacer(venue, clock, run, rng, end_ms, fault_plan)
+            pacer = (_Pacer if order_updates is None else _SlicedPacer)(venue, clock, run, rng, end_ms, fault_plan)
             exchange = HtxExchange(venue.htx_config(
                 timeout_ms=timeout_ms,
                 retry=RetryPolicy(max_attempts=3, base_delay=0.01, max_delay=0.05, reconcile_delay=0.02, seed=seed)))
@@ -216,10 +258,14 @@ async def rehearse(tmp: Path, *, candles: int = 120, warmup: int = 200, factor: 
             t0 = time.monotonic()
             run.steps = await run_live(_settings(extra), bus=bus, parts=LiveParts(exchange, feed, None, None, (exchange,)),
                                        clock_ms=clock, stop=pacer, db_path=tmp / "live.sqlite",
-                                       wait=None, benchmark=BENCHMARK)
+                                       wait=None, benchmark=BENCHMARK, order_updates=bool(order_updates))
             run.wall_s = time.monotonic() - t0
             await pacer.check()
             run.fill_to_stop = venue.fill_to_stop()
+            run.fill_to_stop_real = venue.fill_to_stop(real=True)
+            run.fill_to_stop_speed1 = _at_real_speed(venue.fill_to_stop_times(real=True), run.poll_starts,
+                                                     factor, woken=bool(order_updates))
+            run.pushes, run.ws_connections = len(venue.ws.pushed), venue.ws.connections
             run.fill_to_stop_ms = [float(ms) for _, ms, how in run.fill_to_stop if how != "none"]
             run.venue_requests = list(venue.requests)
             run.duplicates = len(venue.duplicate_client_ids)
@@ -238,6 +284,27 @@ async def rehearse(tmp: Path, *, candles: int = 120, warmup: int = 200, factor: 
             run.audit_decision_rows = _audit_decisions(tmp / "live")
     assert refused == [], refused
     return run
+
+
+def _at_real_speed(times: list[tuple[str, float, float, str]], poll_starts: list[float], factor: float,
+                   woken: bool) -> list[tuple[str, float, str]]:
+    """Fill-to-stop as a bot polling every 3 s of REAL time would see it (ms). A stop the bot
+    placed came from a poll that started at the last pause end before it: the time from the
+    fill to that poll is the pause waited (polling: `factor` times longer at real speed) or,
+    woken, the push's way to the loop (machine speed); the time from the poll to the stop is
+    the poll's own work (machine speed)."""
+    import bisect
+
+    out = []
+    for symbol, t0, t1, how in times:
+        if how != "placed":
+            out.append((symbol, (t1 - t0) * (1 if how == "attached" else factor), how))
+            continue
+        i = bisect.bisect_right(poll_starts, t1 / 1000) - 1
+        start = poll_starts[i] * 1000 if i >= 0 and poll_starts[i] * 1000 >= t0 else t0
+        waited, work = start - t0, t1 - start
+        out.append((symbol, (waited if woken else waited * factor) + work, how))
+    return out
 
 
 def _audit_decisions(folder: Path) -> int:

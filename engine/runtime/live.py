@@ -5,6 +5,11 @@ runs a step: stops and exits are checked every poll, new entries only when a can
 A failing step is reported and retried at the next poll with a growing pause; it never ends
 the loop, except an authentication error, which cannot fix itself. Stopping (SIGTERM, the UI)
 lets the current step finish and leaves every stop on the exchange.
+
+With the HTX adapter, the pause between polls also ends when HTX pushes a fill of one of the
+account's orders over the websocket (engine.exchange.htx_orders_ws), so a partly filled entry
+gets its stop at once instead of at the next poll; polling stays the fallback while the stream
+is down.
 """
 
 from __future__ import annotations
@@ -173,11 +178,13 @@ async def run_live(
     max_steps: int | None = None,
     wait: Callable[[float], Awaitable[None]] | None = None,
     benchmark: str | None = BENCHMARK,
+    order_updates: bool | None = None,
 ) -> int:
     """Run until `stop` is set (or `max_steps`); returns the number of steps run.
 
     `wait(seconds)` is the pause between polls (default: sleep until then or until `stop`);
-    tests pass one that advances a fake clock instead."""
+    tests pass one that advances a fake clock instead. `order_updates`: wake on HTX's pushed
+    fills (None: on when the exchange is the HTX adapter and no `wait` is given)."""
     g = settings.glob
     symbols = coin_symbols(g.coins)
     if not symbols:
@@ -199,6 +206,7 @@ async def run_live(
     bus.subscribe(audit)
     flusher = asyncio.create_task(audit.run_flusher(2.0))
     steps = 0
+    updates = None
     try:
         engine = Engine(settings, parts.exchange, store, bus, symbols=symbols, benchmark=benchmark, mode=mode,
                         reference_feed=parts.reference, macro_symbols=parts.macro)
@@ -215,6 +223,16 @@ async def run_live(
                 bus.publish(EngineStatus(clock_ms(), mode, (), True, line))
         if on_engine is not None:
             on_engine(engine)
+        if order_updates or (order_updates is None and wait is None):
+            try:  # an accelerator only: without it the loop polls as before
+                from engine.exchange.htx_orders_ws import OrderUpdates
+
+                updates = OrderUpdates.for_exchange(parts.exchange)
+                if updates is not None:
+                    updates.start()
+            except Exception as exc:
+                log.warning("order updates unavailable, polling only: %s", E.redact(exc))
+                updates = None
         # Warm-up: the first poll returns history; indicators learn it, nothing trades on it.
         history = await until_reachable(lambda: parts.feed.poll(clock_ms()), what="load candle history",
                                         stop=stop, bus=bus, clock_ms=clock_ms, wait=wait) or {}
@@ -228,6 +246,8 @@ async def run_live(
         failures = 0
         clock = SteadyClock(clock_ms)
         while not stop.is_set():
+            if updates is not None:
+                updates.wake.clear()  # this poll sees every fill pushed so far
             now = clock.now()
             if clock.jump_ms:
                 bus.publish(ErrorEvent(now, "clock", f"the wall clock jumped {clock.jump_ms / 1000:+.1f} s; "
@@ -263,10 +283,7 @@ async def run_live(
             if wait is not None:
                 await wait(pause)
                 continue
-            try:
-                await asyncio.wait_for(stop.wait(), timeout=pause)
-            except asyncio.TimeoutError:
-                pass
+            await _pause(stop, updates.wake if updates is not None else None, pause)
         try:  # a clean stop leaves no resting entry order behind (issue 17, item 3)
             await engine.shutdown(clock.now())
         except Exception as exc:
@@ -280,6 +297,8 @@ async def run_live(
                                  f"stopped by {type(exc).__name__}: {E.redact(exc)}; stop-loss orders stay on the exchange"))
         raise
     finally:
+        if updates is not None:
+            await updates.close()
         await store.close()
         flusher.cancel()
         await audit.aclose()
@@ -289,3 +308,20 @@ async def run_live(
                 await c.close()
             except Exception:
                 pass
+
+
+async def _pause(stop: asyncio.Event, wake: asyncio.Event | None, seconds: float) -> None:
+    """Sleep `seconds`, or until `stop` is set, or until `wake` is (a fill was pushed)."""
+    if wake is None:
+        try:
+            await asyncio.wait_for(stop.wait(), timeout=seconds)
+        except asyncio.TimeoutError:
+            pass
+        return
+    waiters = [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(wake.wait())]
+    try:
+        await asyncio.wait(waiters, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for w in waiters:
+            w.cancel()
+        await asyncio.gather(*waiters, return_exceptions=True)
