@@ -313,6 +313,34 @@ class CrotApp(App[int]):
         else:
             self.notify("new entries resumed", timeout=3)
 
+    def manual(self, kind: str, symbol: str = "") -> None:
+        """A manual action; in live mode it asks first (y/n)."""
+        from engine.runtime.manual import ManualRequest
+
+        what = ManualRequest(kind, symbol).describe()  # type: ignore[arg-type]
+
+        def go(yes: bool | None = True) -> None:
+            if not yes:
+                self.notify(f"not done: {what}", timeout=2)
+                return
+            try:
+                done = self.host.manual(kind, symbol)
+            except ValueError as exc:
+                self.notify(str(exc), severity="error")
+                return
+            if done is None:
+                self.notify("the engine is not running (yet): nothing done", severity="warning")
+                return
+            self._after_command()
+            self.notify(f"{done}: sent with the next step; stops stay until each position is gone", timeout=4)
+
+        if self.host.mode == "live" and kind not in ("freeze", "unfreeze"):
+            from .screens.confirm import ConfirmScreen
+
+            self.push_screen(ConfirmScreen(f"LIVE account: {what}?", yes="Do it", no="Cancel"), go)
+        else:
+            go(True)
+
     def lift_protections(self) -> None:
         lifted = self.host.lift_protections()
         if lifted is None:

@@ -22,6 +22,21 @@ class CrotCommands(Provider):
                    f"allow or stop new {side} entries; open positions stay managed")
         yield (("Resume new entries" if paused else "Pause new entries"), app.toggle_pause,
                "exits, stops and open positions keep running")
+        for side, symbol in host.positions():
+            yield (f"Close {side} position {symbol} at market", partial(app.manual, "close", symbol),
+                   "reduce-only; its exits are cancelled first, the stop stays until it is gone")
+        if host.positions():
+            yield ("Flatten everything", partial(app.manual, "flatten"),
+                   "close every position and cancel every entry order; pauses new entries")
+        frozen = host.frozen()
+        for symbol in sorted(app.state.symbols):
+            yield (f"Cancel entry orders of {symbol}", partial(app.manual, "cancel_entries", symbol),
+                   "its resting entry and averaging orders; positions and stops stay")
+            if symbol in frozen:
+                yield f"Unfreeze {symbol}", partial(app.manual, "unfreeze", symbol), "allow new entries again"
+            else:
+                yield (f"Freeze {symbol}", partial(app.manual, "freeze", symbol),
+                       "no new entry or averaging on it; its position keeps stop and exits")
         yield ("Lift account protections", app.lift_protections,
                "end a drawdown lock, daily-loss halt or stop-loss-streak pause now")
         yield "Settings editor", app.action_settings, "edit .env (validated, atomic save)"

@@ -129,6 +129,25 @@ class EngineHost:
             return None
         return self.pause_entries(not self.engine.flags.paused)
 
+    def manual(self, kind: str, symbol: str = "") -> str | None:
+        """Queue a manual action (engine/runtime/manual.py); its description, or None when no
+        engine runs (yet). A symbol that is not traded raises ValueError (one line)."""
+        if self.engine is None:
+            return None
+        from engine.runtime.manual import ManualRequest
+
+        return str(self.engine.request_manual(ManualRequest(kind, symbol)))  # type: ignore[arg-type]
+
+    def positions(self) -> list[tuple[str, str]]:
+        """(side, symbol) of every open position the engine knows of."""
+        if self.engine is None:
+            return []
+        profiles = getattr(self.engine, "profiles", {})
+        return sorted((side, s) for side, r in profiles.items() for s in r.state.positions)
+
+    def frozen(self) -> set[str]:
+        return set(getattr(self.engine, "frozen", ())) if self.engine is not None else set()
+
     def lift_protections(self) -> int | None:
         """Lift every account protection now; None when no engine runs (yet)."""
         if self.engine is None:

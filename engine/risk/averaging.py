@@ -13,6 +13,8 @@ from engine.exchange.precision import D
 from engine.exchange.types import PositionSide
 from engine.settings import ProfileSettings
 
+from .volatility import recovery_stage_drawdown
+
 
 @dataclass(frozen=True)
 class Check:
@@ -55,7 +57,8 @@ def required_drawdown(p: ProfileSettings, stage: int, atr_rate: float | None,
             need = max(need, atr_rate * p.ema_averaging_atr_multiplier * stage)
     if daily_volatility and daily_volatility > 0:
         need = max(need, daily_volatility * p.ema_averaging_min_daily_volatility_fraction * stage)
-    return need
+    # ENABLE_VOLATILITY_RECOVERY_STAGES: one more floor (never added to the one above)
+    return max(need, recovery_stage_drawdown(p, stage, daily_volatility))
 
 
 def add_fraction(p: ProfileSettings, stage: int) -> float:

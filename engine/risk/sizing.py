@@ -106,16 +106,21 @@ def entry_ladder(
     fractions: tuple[float, ...],
     offsets: tuple[float, ...],
     ladder_multiplier: float = 1.0,
+    offset_scale: float = 1.0,
 ) -> list[PlannedOrder]:
     """Post-only entry ladder: fraction i of the notional at offset i below the reference
     (above it for shorts). Orders below the exchange minimums are left out; the sum of the
-    notionals never exceeds `budget_notional`."""
+    notionals never exceeds `budget_notional`.
+
+    `ladder_multiplier` (the macro overlay) only widens the offsets (floored at 1);
+    `offset_scale` (volatility and BTC-risk scaling, ``engine.risk.volatility``) multiplies
+    them as given, so a calm market can narrow the ladder."""
     if budget_notional <= 0 or reference_price <= 0:
         return []
     order_side = "buy" if side == "long" else "sell"
     out: list[PlannedOrder] = []
     for i, (fraction, offset) in enumerate(zip(fractions, offsets)):
-        off = D(offset) * D(max(1.0, ladder_multiplier))
+        off = D(offset) * D(max(1.0, ladder_multiplier)) * D(max(0.0, offset_scale))
         raw_price = reference_price * (1 - off) if side == "long" else reference_price * (1 + off)
         if raw_price <= 0:
             continue

@@ -25,6 +25,7 @@ class PlaceEntry:
     intent_key: str
     purpose: str = "entry"  # entry | add
     stop_trigger: Decimal | None = None  # the stop sent attached to the order (HARD_STOP_ATTACH_TO_ENTRY)
+    reason: str = ""  # why the size/price is what it is (volatility and BTC-risk multipliers)
 
 
 @dataclass(frozen=True)

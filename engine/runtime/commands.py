@@ -58,7 +58,8 @@ class EngineCommands:
             return
         self._controls_dirty = False
         try:
-            await self.store.save_controls(dict(self.flags.enabled), self.flags.paused)
+            await self.store.save_controls(dict(self.flags.enabled), self.flags.paused,
+                                           sorted(getattr(self, "frozen", ())))
         except Exception as exc:
             self._controls_dirty = True  # tried again by the next step
             log.error("the profile switches and the pause could not be stored: %s", exc)

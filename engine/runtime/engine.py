@@ -28,6 +28,7 @@ from engine.strategy import EntryContext, FeatureEngine, FeatureParams, GateResu
 
 from .commands import EngineCommands, EngineFlags
 from .events import Account, CycleStats, ErrorEvent, EventBus, ProtectionEvent, TradeClosed
+from .manual import ManualRequest, manual_actions
 from .positions import MarketContext
 from .profile import CycleInput, Overlay, ProfileRunner
 from .snapshot import read_snapshot
@@ -80,6 +81,8 @@ class Engine(EngineCommands):
         self.protections = AccountProtections(self._protection_params)
         self._protections_dirty = False
         self._unannounced: list[Lock] = []
+        self._manual: list[ManualRequest] = []  # the operator's requests, run by the next step
+        self.frozen: set[str] = set()  # symbols with no new entry and no averaging
         self._now_ms = 0
         bus.subscribe(self._on_event)
         self.cycles = 0
@@ -212,12 +215,59 @@ class Engine(EngineCommands):
         if stored is None:
             return
         enabled, paused = stored
+        self.frozen = {s for s in await self.store.load_frozen() if s in self.symbols}
         for side in ("long", "short"):
             self.flags.enabled[side] = self.flags.enabled[side] and enabled.get(side, True)
         self.flags.paused = paused
         on = [s for s in ("long", "short") if self.flags.enabled[s]]
+        frozen = f"; frozen: {', '.join(sorted(self.frozen))}" if self.frozen else ""
         self._status(f"controls in force from the state file: profiles {', '.join(on) or 'none'} on; "
-                     f"new entries {'PAUSED' if paused else 'allowed'}")
+                     f"new entries {'PAUSED' if paused else 'allowed'}{frozen}")
+
+    # -- manual actions (engine/runtime/manual.py) -------------------------------------------
+    def request_manual(self, req: ManualRequest) -> str:
+        """Queue an operator's action for the next step (freeze/unfreeze apply at once).
+        A symbol that is not traded is refused with one line (ValueError)."""
+        if req.kind != "flatten" and req.symbol not in self.symbols:
+            raise ValueError(f"{req.symbol or '(no symbol)'} is not a traded symbol; expected one of "
+                             f"{', '.join(self.symbols[:8])}{' ...' if len(self.symbols) > 8 else ''}")
+        if req.kind in ("freeze", "unfreeze"):
+            (self.frozen.add if req.kind == "freeze" else self.frozen.discard)(req.symbol)
+            self._controls_changed()
+            self._status(f"{req.symbol} {'frozen: no new entry or averaging' if req.kind == 'freeze' else 'unfrozen'}",
+                         now_ms=self._now_ms)
+            return req.describe()
+        self._manual.append(req)
+        if req.kind == "flatten":
+            self.pause_entries(True)  # or the strategy opens the next position at once
+        self._status(f"manual action queued for the next step: {req.describe()}", now_ms=self._now_ms)
+        return req.describe()
+
+    async def _run_manual(self, snapshot: Any, now_ms: int, failed: Any) -> bool:
+        """Carry out the queued manual actions through each profile's executor; True when
+        anything was sent."""
+        requests, self._manual = self._manual, []
+        sent = False
+        for req in requests:
+            for side, runner in self.profiles.items():
+                try:
+                    metas = runner.state.positions
+                    seq = {s: m.close_seq for s, m in metas.items()}
+                    actions = manual_actions(req, side, snapshot, seq, {s: m.pos_id for s, m in metas.items()})
+                    for s, n in seq.items():
+                        if s in metas:
+                            metas[s].close_seq = n
+                    if not actions:
+                        continue
+                    runner._closing |= {a.symbol for a in actions if getattr(a, "reason", "") == "manual"}
+                    outcomes = await runner.executor.run(actions, now_ms)
+                    sent = True
+                    bad = [o for o in outcomes if not o.ok]
+                    self._status(f"manual {req.describe()} ({side}): {len(outcomes) - len(bad)} of {len(outcomes)} "
+                                 f"order call(s) done{'; ' + bad[0].detail if bad else ''}", now_ms=now_ms)
+                except Exception as exc:
+                    failed("manual", exc, side)
+        return sent
 
     def lift_protections(self) -> int:
         """The operator lifts every account protection now; returns how many were lifted."""
@@ -325,6 +375,12 @@ class Engine(EngineCommands):
         self._now_ms = now_ms
         await self._protections_step(now_ms, snapshot.balance.equity, failed)
         await self.save_controls()
+        if self._manual and await self._run_manual(snapshot, now_ms, failed):
+            try:
+                snapshot = await self._snapshot(now_ms)
+            except Exception as exc:
+                failed("snapshot", exc)
+                raise errors[0]
 
         # 2. the cycles, each side isolated from the other
         claimed_by = {s: snapshot.symbols_held_by(s) for s in ("long", "short")}
@@ -341,7 +397,8 @@ class Engine(EngineCommands):
                 extra = self._extra_gates(side, now_ms, snapshot.books) if new_candle else {}
                 decisions = self._decisions(side, extra, now_ms, new_candles, redo=redo) if new_candle else {}
                 no_averaging = {s for s in self.symbols
-                                if not self.reference.averaging_allowed(side, s, now_ms, p)[0]}
+                                if not self.reference.averaging_allowed(side, s, now_ms, p)[0]} | self.frozen
+                decisions = {s: (None if s in self.frozen else d) for s, d in decisions.items()}
                 ci = CycleInput(snapshot=snapshot, markets=self.markets, decisions=decisions,
                                 contexts=contexts[side], select=select_entries, entry_context=_entry_context,
                                 claimed=claimed_by[other], overlay=self.overlays[side], new_candle=new_candle,
@@ -483,8 +540,11 @@ class Engine(EngineCommands):
             f = fe.features(symbol)
             c = self.last_candles.get(symbol)
             last = None if c is None else (c.ts_ms, D(c.high), D(c.low), D(c.close))
+            gap = None if f is None or not f.macro_slow else (f.macro_fast - f.macro_slow) / f.macro_slow
             out[symbol] = MarketContext(atr_rate=None if f is None else f.atr_rate, last_candle=last,
-                                        tighten=self.reference.tighten_for(side, symbol, now_ms, p))
+                                        tighten=self.reference.tighten_for(side, symbol, now_ms, p),
+                                        trend_gap=gap, macro_score=self.macro[side].context.direction_score,
+                                        volatility=None if f is None else f.volatility)
         return out
 
     @property

@@ -2,8 +2,10 @@
 
 Given the exchange snapshot and what we remember about a position, decide the actions that
 keep it protected (a reduce-only stop sized to the position, at the right trigger) and managed
-(exit ladder, runner, breakeven, time exits, dust). Only differences from what is already on
-the exchange become actions, so a quiet cycle sends nothing.
+(exit ladder, runner, breakeven, time exits, the soft-defensive and controlled-loss exits,
+dust). Only differences from what is already on the exchange become actions, so a quiet cycle
+sends nothing. A defensive exit's order rests beside the exit ladder of the rest of the
+position; the stop stays, sized to the whole position, all along.
 """
 
 from __future__ import annotations
@@ -12,14 +14,17 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 
 from engine.exchange.client_ids import client_order_id
-from engine.exchange.precision import D, notional
+from engine.exchange.precision import D, meets_minimums, notional
 from engine.exchange.types import Market, Order, Position
+from engine.exits import controlled_loss as cl
+from engine.exits import soft_defensive as sd
+from engine.exits.controlled_loss import realized_windows as realized_windows  # re-exported for the runner
 from engine.exits.hard_stop import (
     breakeven_trigger, emergency_breached, stop_amount, stop_distance, stop_is_protective, stop_trigger,
 )
 from engine.exits.ladder import (
-    ExitPlan, RunnerSpec, RunnerState, breakeven_due, exit_mode, exit_plan, runner_step, time_exit_fraction,
-    time_exit_order,
+    ExitOrder, ExitPlan, RunnerSpec, RunnerState, breakeven_due, exit_mode, exit_plan, runner_step,
+    time_exit_fraction, time_exit_order,
 )
 from engine.settings import ProfileSettings
 from engine.store.state import PositionMeta
@@ -35,6 +40,16 @@ class MarketContext:
     last_candle: tuple[int, Decimal, Decimal, Decimal] | None = None  # ts, high, low, close
     time_multiplier: float = 1.0  # macro overlay: < 1 shortens holding times
     tighten: tuple[tuple[float, ...], tuple[float | None, ...]] | None = None  # adverse premium
+    # controlled-loss ramp speed: the macro-timeframe EMA gap (fast - slow) / slow, the macro
+    # overlay's direction score (> 0 favours longs) and the recent per-candle volatility
+    trend_gap: float | None = None
+    macro_score: float = 0.0
+    volatility: float | None = None
+    # the newest signal update: (candle ts, signal valid, BTC 30-minute return); soft-defensive
+    signal: tuple[int, bool, float | None] | None = None
+    # realized PnL (today UTC, last 7 days) of this profile: the controlled-loss profit bank;
+    # None when not read (the position is no controlled-loss candidate)
+    realized: tuple[Decimal, Decimal] | None = None
 
 
 @dataclass
@@ -130,11 +145,24 @@ def plan_position(
     # The ladder is planned for the position size it was built on; exit fills shrink the
     # position without re-planning (so tp1 is not taken again from what is left). It is
     # re-planned when the position grows (entry or averaging fill), when its phase changes
-    # (mode, decay stage, premium tightening, time-exit step), or when no exit order is left.
+    # (mode, decay stage, premium tightening, time-exit step, a defensive exit's re-price),
+    # or when no exit order is left.
     fraction = time_exit_fraction(p, minutes_held, ctx.time_multiplier)
+    # the defensive exits' state advances every cycle; the hard time exit, once it runs, wins
+    defensive = [o for o in (_soft_defensive(p, pos, meta, market, price, now_ms, ctx, out.notes),
+                             _controlled_loss(p, pos, meta, market, price, now_ms, ctx, minutes_held, out.notes))
+                 if o is not None]
+    special = ""
     if fraction > 0:
         step_order = time_exit_order(p, side, pos.entry_price, pos.contracts, price, market, fraction)
         wanted = [] if step_order is None else [(step_order.tag, step_order.price, step_order.amount)]
+    elif defensive:
+        # one defensive order (soft-defensive first); the rest of the position keeps its ladder
+        d_order = defensive[0]
+        special = f"|sd{meta.sd_step}" if d_order.tag == sd.TAG else f"|cl{meta.cl_step}"
+        rest = exit_plan(p, side, pos.entry_price, pos.contracts - d_order.amount, market, mode=mode,
+                         hours_held=minutes_held / 60, atr_rate=ctx.atr_rate, tighten=ctx.tighten)
+        wanted = [(d_order.tag, d_order.price, d_order.amount)] + [(e.tag, e.price, e.amount) for e in rest.orders]
     else:
         wanted = [(e.tag, e.price, e.amount) for e in plan.orders]
     open_exit_amount = sum((o.remaining for o in exits), Decimal(0))
@@ -156,7 +184,7 @@ def plan_position(
         decay = 1
     if p.ema_exit_decay_max_markup_after_hours > 0 and hours >= p.ema_exit_decay_max_markup_after_hours:
         decay = 2
-    phase = f"{mode}|d{decay}|t{int(ctx.tighten is not None)}|x{fraction:g}"
+    phase = f"{mode}|d{decay}|t{int(ctx.tighten is not None)}|x{fraction:g}{special}"
     replan = (phase != meta.exit_phase or pos.contracts > meta.ladder_base
               or (open_exit_amount == 0 and pos.contracts > 0))
     if not replan:
@@ -174,13 +202,115 @@ def plan_position(
     meta.exit_version += 1
     meta.runner_cid = 0
     for tag, pr, am in wanted:
-        c, key = cid("exit", f"exit:v{meta.exit_version}:{tag}")
-        out.actions.append(PlaceExit(pos.symbol, side, pr, am, c, key, tag))
+        # a defensive exit's purpose is its reason: its orders, fills and trade say so
+        purpose = tag if tag in DEFENSIVE_TAGS else "exit"
+        c, key = cid(purpose, f"exit:v{meta.exit_version}:{tag}")
+        out.actions.append(PlaceExit(pos.symbol, side, pr, am, c, key, tag, purpose=purpose))
         if tag == "runner":
             meta.runner_cid = c
     meta.exit_phase, meta.ladder_base = phase, pos.contracts
     out.frozen_key = frozen_key
     return out
+
+
+DEFENSIVE_TAGS = (cl.TAG, sd.TAG)
+
+
+def _soft_defensive(p: ProfileSettings, pos: Position, meta: PositionMeta, market: Market, price: Decimal,
+                    now_ms: int, ctx: MarketContext, notes: list[str]) -> ExitOrder | None:
+    """Advance the soft-defensive exit on a new signal update; its order while it runs."""
+    dd = cl.drawdown(pos.side, pos.entry_price, price)
+    if ctx.signal is not None and ctx.signal[0] > meta.sd_signal_ts:
+        ts, valid, btc = ctx.signal
+        meta.sd_signal_ts = ts
+        if sd.conditions_met(p, pos.side, dd, valid, btc):
+            meta.sd_confirmations += 1
+        else:
+            if meta.sd_fraction > 0:
+                notes.append("soft-defensive exit ends: its conditions no longer hold")
+            meta.sd_confirmations, meta.sd_fraction, meta.sd_base = 0, 0.0, Decimal(0)
+    if not p.soft_defensive_exit_enabled:
+        meta.sd_confirmations, meta.sd_fraction = 0, 0.0
+        return None
+    if meta.sd_fraction <= 0:
+        if not sd.started(p, meta.sd_confirmations):
+            return None
+        meta.sd_base, meta.sd_fraction = pos.contracts, sd.next_fraction(p, 0.0)
+        meta.sd_priced_ms, meta.sd_step = now_ms, meta.sd_step + 1
+        notes.append(f"soft-defensive exit starts: {meta.sd_confirmations} confirmation(s), "
+                     f"drawdown {dd:.2%}, closing {meta.sd_fraction:.0%}")
+    elif sd.step_due(p, now_ms, meta.sd_priced_ms):
+        # re-price; the share grows while the conditions persist
+        meta.sd_fraction = sd.next_fraction(p, meta.sd_fraction)
+        meta.sd_priced_ms, meta.sd_step = now_ms, meta.sd_step + 1
+    meta.sd_base = max(meta.sd_base, pos.contracts)
+    return sd.close_order(pos.side, price, meta.sd_base, pos.contracts, meta.sd_fraction, market, p)
+
+
+def _controlled_loss(p: ProfileSettings, pos: Position, meta: PositionMeta, market: Market, price: Decimal,
+                     now_ms: int, ctx: MarketContext, minutes_held: float, notes: list[str]) -> ExitOrder | None:
+    """Advance the controlled-loss ramp of a zombie position; its order for this step."""
+    side, entry = pos.side, pos.entry_price
+    if meta.cl_price is not None and pos.contracts < meta.cl_contracts:
+        # the position shrank while a controlled-loss order was out: count the loss it realized
+        # (any shrink counts, so the bank is never overspent)
+        meta.cl_spent += (meta.cl_contracts - pos.contracts) * cl.loss_per_contract(
+            side, entry, meta.cl_price, market, cl.close_fee(p, side))
+    meta.cl_contracts = pos.contracts
+    dd = cl.drawdown(side, entry, price)
+    if not cl.active(p, minutes_held, dd, meta.cl_started_ms is not None):
+        if meta.cl_started_ms is not None:
+            notes.append("controlled-loss exit ends: the position is no longer under water")
+        meta.cl_started_ms, meta.cl_progress, meta.cl_priced_ms, meta.cl_price = None, 0.0, None, None
+        return None
+    speed, spike = cl.speed(p, side, ctx.trend_gap, ctx.macro_score, ctx.volatility)
+    if meta.cl_started_ms is None:
+        meta.cl_started_ms, meta.cl_last_ms, meta.cl_progress = now_ms, now_ms, 0.0
+    else:
+        meta.cl_progress += max(0, now_ms - meta.cl_last_ms) / 60_000 * speed
+        meta.cl_last_ms = now_ms
+    fraction = cl.ramp_fraction(p, meta.cl_progress)
+    if cl.reprice_due(p, now_ms, meta.cl_priced_ms, fraction, meta.cl_priced_fraction, spike):
+        today, week = ctx.realized if ctx.realized is not None else (Decimal(0), Decimal(0))
+        bank = cl.profit_bank(p, today, week, meta.cl_spent)
+        order = cl.close_order(p, side, entry, price, pos.contracts, market, fraction, bank)
+        meta.cl_priced_ms, meta.cl_priced_fraction = now_ms, fraction
+        meta.cl_step += 1
+        meta.cl_price, meta.cl_amount = (order.price, order.amount) if order else (None, Decimal(0))
+        meta.cl_priced_contracts = pos.contracts
+        if order is None:
+            notes.append(f"controlled-loss exit waits: profit bank {bank:.2f} USDT "
+                         f"(minimum {p.controlled_loss_min_bank_usdt:g}) or the order is below the minimums")
+        else:
+            notes.append(f"controlled-loss exit: {order.amount} at {order.price} (ramp {fraction:.0%}, "
+                         f"speed x{speed:.2f}, bank {bank:.2f} USDT)")
+    if meta.cl_price is None:
+        return None
+    # what is left of this step's order (a filled step waits for the next pricing)
+    left = meta.cl_amount - max(Decimal(0), meta.cl_priced_contracts - pos.contracts)
+    left = min(left, pos.contracts)
+    if left <= 0 or not meets_minimums(market, left, meta.cl_price):
+        return None
+    return ExitOrder(cl.TAG, meta.cl_price, left)
+
+
+def wants_bank(p: ProfileSettings, pos: Position, meta: PositionMeta, price: Decimal, now_ms: int) -> bool:
+    """Whether the controlled-loss exit needs the profit bank for this position now (the
+    realized PnL is only read then)."""
+    minutes_held = max(0.0, (now_ms - meta.opened_ms) / 60_000)
+    return cl.active(p, minutes_held, cl.drawdown(pos.side, pos.entry_price, price), meta.cl_started_ms is not None)
+
+
+def signal_of(decision: object) -> tuple[int, bool, float | None] | None:
+    """(candle ts, valid, BTC 30-minute return) of a strategy decision, None without one."""
+    ts, valid = getattr(decision, "ts_ms", None), getattr(decision, "valid", None)
+    btc = getattr(getattr(decision, "benchmark", None), "ret30", None)
+    if ts is None or valid is None:
+        return None
+    try:
+        return int(ts), bool(valid), (None if btc is None else float(btc))  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return None
 
 
 def stop_action(profile: str, p: ProfileSettings, pos: Position, meta: PositionMeta, market: Market,

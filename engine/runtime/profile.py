@@ -17,6 +17,7 @@ restart; the deterministic client ids make the repeated orders the same orders.
 from __future__ import annotations
 
 import logging
+import math
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from typing import Any, Callable
@@ -25,9 +26,11 @@ from engine.exchange.base import Exchange
 from engine.exchange.client_ids import client_order_id
 from engine.exchange.precision import D, notional
 from engine.exchange.types import Fill, Market, Order, Position
+from engine.market.candles import timeframe_minutes
 from engine.exits.hard_stop import stop_distance, stop_trigger
 from engine.risk.averaging import AveragingInput, add_notional, averaging_checks
 from engine.risk.sizing import AccountView, effective_leverage, entry_budget, entry_ladder
+from engine.risk.volatility import EntryScaling, entry_scaling
 from engine.settings import GlobalSettings, ProfileSettings
 from engine.store.state import LadderMeta, PositionMeta, ProfileState, StateStore
 from engine.strategy.signal import PULLBACK_GATES
@@ -39,7 +42,9 @@ from .events import (
     TradeClosed,
 )
 from .executor import Executor, Outcome
-from .positions import MarketContext, is_covered, plan_position, stop_action, unprotected_close
+from .positions import (
+    MarketContext, is_covered, plan_position, realized_windows, signal_of, stop_action, unprotected_close, wants_bank,
+)
 from .snapshot import Snapshot, order_profile, read_snapshot
 
 log = logging.getLogger("crot.profile")
@@ -124,6 +129,7 @@ class ProfileRunner:
         self._adopted: set[str] = set()  # adopted by the protection pass, repair not yet recorded
         self._stop_seen: dict[str, str] = {}  # symbol -> id of the covering stop last announced
         self._fills_unsaved = False  # fill events published since the last state save
+        self._btc_closes: dict[int, float] = {}  # benchmark close by candle time (BTC-risk return)
 
     async def load(self) -> None:
         self.state = await self.store.load_profile(self.side)
@@ -471,8 +477,10 @@ class ProfileRunner:
                                            "tiny_entry", tuple(o for o in orders if o.kind == "limit")))
                 continue
             ctx = ci.contexts.get(symbol, MarketContext())
-            ctx = MarketContext(ctx.atr_rate, ctx.last_candle, ci.overlay.time_multiplier * ctx.time_multiplier,
-                                ctx.tighten)
+            ctx = replace(ctx, time_multiplier=ci.overlay.time_multiplier * ctx.time_multiplier,
+                          signal=signal_of(ci.decisions.get(symbol)),
+                          realized=realized_windows(await self.store.trades(self.side), now)
+                          if wants_bank(self.p, pos, meta, price, now) else None)
             # The protection pass already placed what was missing at the start of the step; the
             # plan follows what planning changes (a runner that activates locks breakeven), in
             # the write-ahead plan. A stop that just failed waits for its backoff there.
@@ -690,7 +698,7 @@ class ProfileRunner:
                 tag, "breakeven" if tag.startswith("be") else "take_profit")
         if purpose == "close":
             for reason in ("stop_breached", "runner", "dust", "tiny", "urgent_time_exit", "unprotected",
-                           "force_exit"):
+                           "force_exit", "manual"):
                 if f":{reason}:" in key:
                     return {"runner": "runner_trailing", "tiny": "tiny_entry"}.get(reason, reason)
         return purpose
@@ -729,6 +737,7 @@ class ProfileRunner:
         selection = ci.select(decisions, ctx, self.p)
         self.bus.publish(Decisions(now, self.side, tuple(selection.decisions), selection.chosen_symbols))
         self.last_decisions = {d.symbol: d for d in selection.decisions}
+        btc_return = self._btc_return(decisions)  # every candle, so the history has no holes
         if ci.risk_blocked:
             return [], (), Decimal(0)  # a position lacks its stop: no new risk on either side
         actions: list[Action] = []
@@ -745,11 +754,12 @@ class ProfileRunner:
             acct = self._account(ci, symbol, leverage)
             acct = AccountView(acct.equity, acct.free_margin - extra_margin, acct.used_margin + extra_margin,
                                acct.symbol_margin, acct.active_positions + extra_active)
-            multiplier = ci.overlay.budget_multiplier * self._quality_multiplier(d.score)
+            scaling = self._scaling(d, btc_return)
+            multiplier = ci.overlay.budget_multiplier * self._quality_multiplier(d.score) * scaling.budget
             budget = entry_budget(self.p, acct, leverage, multiplier)
             ref = book.bid if self.side == "long" else book.ask
             rungs = entry_ladder(self.side, market, budget.notional, ref, self.p.ema_ladder_fractions,
-                                 self.p.ema_ladder_offsets, ci.overlay.ladder_multiplier)
+                                 self.p.ema_ladder_offsets, ci.overlay.ladder_multiplier, scaling.ladder)
             if not rungs:
                 continue
             key = f"{symbol}:entry:{now}"
@@ -759,7 +769,8 @@ class ProfileRunner:
                 cid = client_order_id(self.side, symbol, "entry", f"{key}:{r.index}")
                 ids.append(cid)
                 actions.append(PlaceEntry(symbol, self.side, r.price, r.amount, cid, f"{key}:{r.index}",
-                                          stop_trigger=self._attached_stop(market, r.price, atr)))
+                                          stop_trigger=self._attached_stop(market, r.price, atr),
+                                          reason=scaling.reason()))
             planned = sum((r.notional(market) for r in rungs), Decimal(0))
             st.ladders[symbol] = LadderMeta(symbol, now, planned, "entry", key, ids)
             st.ladder_times.append(now)
@@ -770,6 +781,39 @@ class ProfileRunner:
         window_ms = int(self.p.entry_rate_limit_window_minutes * 60_000)
         st.ladder_times = [t for t in st.ladder_times if now - t < window_ms]
         return actions, tuple(chosen), extra_margin
+
+    def _btc_return(self, decisions: list[Any]) -> float | None:
+        """BTC's log return over BTC_RISK_RETURN_WINDOW candles, from the benchmark the
+        decisions carry (None when unknown). The benchmark's RS_FAST_WINDOW / RS_SLOW_WINDOW
+        returns are used when the window spans the same minutes; otherwise the benchmark
+        closes seen at earlier candles (kept for the window; none right after a restart)."""
+        if not self.p.enable_btc_risk_multiplier:
+            return None
+        btc = next((d.benchmark for d in decisions if getattr(d, "benchmark", None) is not None), None)
+        if btc is None:
+            return None
+        step_min = timeframe_minutes(self.p.ema_trigger_timeframe)
+        span_min = self.p.btc_risk_return_window * step_min
+        closes = self._btc_closes
+        if btc.close > 0:
+            closes[btc.ts_ms] = btc.close
+        cut = btc.ts_ms - int(span_min * 60_000)
+        for ts in [t for t in closes if t < cut]:
+            del closes[ts]
+        if span_min == self.p.rs_fast_window:
+            return btc.ret30
+        if span_min == self.p.rs_slow_window:
+            return btc.ret60
+        past = closes.get(cut)
+        if past is None or past <= 0 or btc.close <= 0:
+            return None
+        return math.log(btc.close / past)
+
+    def _scaling(self, d: Any, btc_return: float | None) -> EntryScaling:
+        """The volatility and BTC-risk multipliers of an entry on decision `d`."""
+        f, btc = d.features, getattr(d, "benchmark", None)
+        return entry_scaling(self.p, self.side, getattr(f, "volatility", None), getattr(f, "daily_volatility", None),
+                             btc_return, getattr(btc, "volatility", None))
 
     def _attached_stop(self, market: Market, price: Decimal, atr_rate: float | None) -> Decimal | None:
         """The hard stop an entry order carries (HARD_STOP_ATTACH_TO_ENTRY): the trigger the

@@ -99,6 +99,25 @@ class PositionMeta:
     adopted: bool = False  # found on the exchange without local state
     exits_missing_since: int | None = None  # first cycle its wanted exit orders were not resting
     exits_reported: bool = False  # the exit-coverage warning went out for this episode
+    # controlled-loss exit (engine/exits/controlled_loss.py): the ramp and the loss it realized
+    cl_started_ms: int | None = None  # when the position became a zombie (None: not one now)
+    cl_last_ms: int = 0  # the last cycle the ramp advanced
+    cl_progress: float = 0.0  # ramp minutes so far, speed-weighted
+    cl_priced_ms: int | None = None  # when the order was last priced
+    cl_priced_fraction: float = 0.0  # ramp fraction at that pricing
+    cl_step: int = 0  # pricings so far (part of the exit phase)
+    cl_price: Decimal | None = None  # the priced order
+    cl_amount: Decimal = Decimal(0)
+    cl_priced_contracts: Decimal = Decimal(0)  # position size at that pricing
+    cl_contracts: Decimal = Decimal(0)  # position size at the last cycle (loss tracking)
+    cl_spent: Decimal = Decimal(0)  # loss realized by controlled-loss fills of this position
+    # soft-defensive exit (engine/exits/soft_defensive.py)
+    sd_signal_ts: int = 0  # candle of the last signal update counted
+    sd_confirmations: int = 0  # consecutive updates meeting the conditions
+    sd_fraction: float = 0.0  # share of sd_base to have closed (0: not active)
+    sd_base: Decimal = Decimal(0)  # position size when the exit started
+    sd_priced_ms: int = 0
+    sd_step: int = 0
 
     @property
     def pos_id(self) -> str:
@@ -308,11 +327,18 @@ class StateStore:
         await self.db.execute("INSERT OR REPLACE INTO profile_kv (profile, key, value) VALUES (?, ?, ?)",
                               (ACCOUNT_KEY, "protections", dumps(data)))
 
-    async def save_controls(self, enabled: dict[str, bool], paused: bool) -> None:
-        """The operator's switches (profile on/off, entries paused): a restart, a crash or a
-        watchdog restart comes back with them as they were."""
+    async def save_controls(self, enabled: dict[str, bool], paused: bool, frozen: list[str] | None = None) -> None:
+        """The operator's switches (profile on/off, entries paused, frozen symbols): a restart,
+        a crash or a watchdog restart comes back with them as they were."""
+        data = {"enabled": enabled, "paused": paused, "frozen": sorted(frozen or ())}
         await self.db.execute("INSERT OR REPLACE INTO profile_kv (profile, key, value) VALUES (?, ?, ?)",
-                              (ACCOUNT_KEY, "controls", dumps({"enabled": enabled, "paused": paused})))
+                              (ACCOUNT_KEY, "controls", dumps(data)))
+
+    async def load_frozen(self) -> list[str]:
+        async with self.db.execute("SELECT value FROM profile_kv WHERE profile=? AND key='controls'",
+                                   (ACCOUNT_KEY,)) as cur:
+            row = await cur.fetchone()
+        return [] if row is None else [str(s) for s in loads(row[0]).get("frozen", [])]
 
     async def load_controls(self) -> tuple[dict[str, bool], bool] | None:
         async with self.db.execute("SELECT value FROM profile_kv WHERE profile=? AND key='controls'",

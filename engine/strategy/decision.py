@@ -109,6 +109,7 @@ class Decision:
     add_valid: bool
     gates: tuple[GateResult, ...]
     features: SymbolFeatures | None = None
+    benchmark: SymbolFeatures | None = None  # BTC at the same candle (BTC-risk sizing reads it)
 
     # -- queries ----------------------------------------------------------------------
     @property
@@ -163,6 +164,7 @@ class Decision:
         return Decision(
             self.symbol, self.side, self.ts_ms, fold_score(self.score, extra), self.raw_score,
             self.valid, self.entry_valid and not blocked, self.add_valid, gates, self.features,
+            self.benchmark,
         )
 
     # -- audit ------------------------------------------------------------------------

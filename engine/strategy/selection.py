@@ -289,7 +289,8 @@ def select_entries(decisions: Iterable[Decision], ctx: EntryContext, p: ProfileS
             )
         tail_ok = rank is None or (tail[0].passed and tail[1].passed)
         nd = Decision(d.symbol, d.side, d.ts_ms, _score, d.raw_score, d.valid,
-                      _ok and tail_ok, d.add_valid, d.gates + gates + tail, d.features)
+                      _ok and tail_ok, d.add_valid, d.gates + gates + tail, d.features,
+                      getattr(d, "benchmark", None))
         out.append(nd)
         if rank is not None and nd.entry_valid:
             chosen.append(nd)

@@ -392,4 +392,5 @@ def evaluate(
         add_valid=valid and q.enabled and structure_ok,
         gates=all_gates,
         features=f,
+        benchmark=btc,
     )

@@ -263,42 +263,42 @@ class ExitsSettings(BaseModel):
     soft_defensive_exit_enabled: bool = setting(
         True,
         "Exit step by step when the signal breaks, drawdown is large enough and BTC moves against the trade.",
-        group="exits", planned=True,
+        group="exits",
     )
     soft_defensive_exit_min_drawdown: float = setting(
         0.02,
         "Minimum adverse move from entry before a soft defensive exit can start.",
-        group="exits", planned=True, unit="fraction of price", ge=0, le=1,
+        group="exits", unit="fraction of price", ge=0, le=1,
     )
     soft_defensive_exit_btc_against_return: float = setting(
         0.003,
         "BTC 30-minute move against the trade required for a soft defensive exit; 0 = not required.",
-        group="exits", planned=True, unit="fraction", ge=0, le=1,
+        group="exits", unit="fraction", ge=0, le=1,
     )
     soft_defensive_exit_confirmations: int = setting(
         2,
         "Consecutive signal updates meeting the conditions before the soft defensive exit acts.",
-        group="exits", planned=True, unit="count", ge=1,
+        group="exits", unit="count", ge=1,
     )
     soft_defensive_exit_initial_fraction: float = setting(
         0.33,
         "Share of the position closed by the first soft defensive exit order.",
-        group="exits", planned=True, unit="fraction", ge=0, le=1,
+        group="exits", unit="fraction", ge=0, le=1,
     )
     soft_defensive_exit_step_fraction: float = setting(
         0.33,
         "Share added at each soft defensive re-price while conditions persist.",
-        group="exits", planned=True, unit="fraction", ge=0, le=1,
+        group="exits", unit="fraction", ge=0, le=1,
     )
     soft_defensive_exit_max_fraction: float = setting(
         1.0,
         "Largest total share the soft defensive exit may close.",
-        group="exits", planned=True, unit="fraction", ge=0, le=1,
+        group="exits", unit="fraction", ge=0, le=1,
     )
     soft_defensive_exit_reprice_minutes: float = setting(
         6.0,
         "Interval between soft defensive exit re-prices and size increases.",
-        group="exits", planned=True, unit="minutes", ge=0,
+        group="exits", unit="minutes", ge=0,
     )
     enable_absolute_force_exit: bool = setting(
         True,
@@ -320,97 +320,97 @@ class ExitsSettings(BaseModel):
     enable_controlled_loss_exit: bool = setting(
         True,
         "Close stale losing positions gradually, funding the loss from recent realized profit.",
-        group="exits", planned=True,
+        group="exits",
     )
     controlled_loss_after_zombie_minutes: float = setting(
         180.0,
         "How long a stalled (zombie) position waits before the controlled-loss exit may start (inferred)",
-        group="exits", planned=True, unit="minutes", ge=0,
+        group="exits", unit="minutes", ge=0,
     )
     controlled_loss_min_drawdown: float = setting(
         0.025,
         "Minimum adverse move from entry for the controlled-loss exit to apply (inferred)",
-        group="exits", planned=True, unit="fraction of price", ge=0, le=1,
+        group="exits", unit="fraction of price", ge=0, le=1,
     )
     controlled_loss_max_loss_on_notional: float = setting(
         0.06,
         "Largest loss, as a fraction of notional, a controlled-loss exit may accept.",
-        group="exits", planned=True, unit="fraction", ge=0, le=1,
+        group="exits", unit="fraction", ge=0, le=1,
     )
     controlled_loss_max_position_fraction: float = setting(
         0.2,
         "Largest share of a position closed per controlled-loss exit.",
-        group="exits", planned=True, unit="fraction", ge=0, le=1,
+        group="exits", unit="fraction", ge=0, le=1,
     )
     controlled_loss_profit_bank_today_fraction: float = setting(
         0.75,
         "Share of today's realized profit available to fund controlled losses.",
-        group="exits", planned=True, unit="fraction", ge=0, le=1,
+        group="exits", unit="fraction", ge=0, le=1,
     )
     controlled_loss_profit_bank_7d_fraction: float = setting(
         0.12,
         "Share of the last 7 days' realized profit available to fund controlled losses.",
-        group="exits", planned=True, unit="fraction", ge=0, le=1,
+        group="exits", unit="fraction", ge=0, le=1,
     )
     controlled_loss_min_bank_usdt: float = setting(
         5.0,
         "Controlled-loss exits need a profit bank of at least this.",
-        group="exits", planned=True, unit="USDT", ge=0,
+        group="exits", unit="USDT", ge=0,
     )
     controlled_loss_min_move_fraction: float = setting(
         0.1,
         "Starting fraction of the way the close price moves from entry toward the market price.",
-        group="exits", planned=True, unit="fraction", ge=0, le=1,
+        group="exits", unit="fraction", ge=0, le=1,
     )
     controlled_loss_ramp_minutes: float = setting(
         1440.0,
         "Time over which the controlled-loss close price ramps to the market price.",
-        group="exits", planned=True, unit="minutes", ge=0,
+        group="exits", unit="minutes", ge=0,
     )
     controlled_loss_reprice_minutes: float = setting(
         60.0,
         "Interval for re-placing a stale controlled-loss exit ladder.",
-        group="exits", planned=True, unit="minutes", ge=0,
+        group="exits", unit="minutes", ge=0,
     )
     controlled_loss_macro_gap_reference: float = setting(
         0.02,
         "Adverse trend EMA gap at which the controlled-loss ramp reaches its maximum speed-up.",
-        group="exits", planned=True, unit="fraction", gt=0, le=1,
+        group="exits", unit="fraction", gt=0, le=1,
     )
     controlled_loss_macro_max_speed_multiplier: float = setting(
         2.0,
         "Maximum ramp speed-up under an adverse trend or macro overlay.",
-        group="exits", planned=True, unit="x", ge=1,
+        group="exits", unit="x", ge=1,
     )
     controlled_loss_volatility_speed_enabled: bool = setting(
         True,
         "Speed up the controlled-loss ramp during adverse local volatility spikes.",
-        group="exits", planned=True,
+        group="exits",
     )
     controlled_loss_volatility_reference: float = setting(
         0.0,
         "Reference volatility for spike detection; 0 = use VOLATILITY_REFERENCE.",
-        group="exits", planned=True, unit="fraction", ge=0,
+        group="exits", unit="fraction", ge=0,
     )
     controlled_loss_volatility_trigger_multiplier: float = setting(
         1.5,
         "Volatility/reference ratio above which the spike speed-up starts.",
-        group="exits", planned=True, unit="x", ge=0,
+        group="exits", unit="x", ge=0,
     )
     controlled_loss_volatility_max_speed_multiplier: float = setting(
         3.0,
         "Maximum ramp speed-up from a volatility spike.",
-        group="exits", planned=True, unit="x", ge=1,
+        group="exits", unit="x", ge=1,
     )
     controlled_loss_volatility_exponent: float = setting(
         2.0,
         "Steepness of the exponential ramp used during a volatility spike.",
-        group="exits", planned=True, unit="x", ge=1,
+        group="exits", unit="x", ge=1,
     )
     controlled_loss_volatility_reprice_min_move_delta: float = setting(
         0.05,
         "Re-price early during a spike once the ramp fraction grew by at least this.",
-        group="exits", planned=True, unit="fraction", ge=0, le=1,
+        group="exits", unit="fraction", ge=0, le=1,
     )
     cancel_unsafe_hidden_close_orders: bool = setting(
         True,

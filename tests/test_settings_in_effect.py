@@ -1,0 +1,60 @@
+"""Every setting in effect (issue 18): a setting the engine never reads is a defect.
+
+Two checks that fail when the catalog and the code drift apart:
+- every setting not marked planned is read by the product code (engine/ and crot_tui/, outside
+  the settings declarations and the generated documents), or its type admits one value only;
+- the settings still marked planned ("not yet in effect") are exactly the list below: a new
+  planned setting fails the test, and one made effective must leave the list, so the list
+  only shrinks and each step is visible in review.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from engine.settings import catalog
+from engine.settings.loader import validate_value
+
+ROOT = Path(__file__).resolve().parents[1]
+#: declarations and generators name every setting; they do not count as reading it
+NOT_READERS = ("engine/settings/groups/", "engine/settings/strategy_doc.py", "engine/settings/migrate.py")
+#: settings whose type admits a single value (the behaviour is fixed; the key exists for the
+#: reference bot's .env): another value is refused, checked below
+FIXED = {"POST_ONLY_ENABLED": "false", "REDUCE_ONLY_ENABLED": "false", "QUOTE_CURRENCY": "BTC",
+         "ENABLE_RATE_LIMIT": "false", "DEFAULT_TYPE": "spot"}
+
+STILL_PLANNED = frozenset((ROOT / "tests/fixtures/planned_settings.txt").read_text().split())
+
+
+def _product_code() -> str:
+    parts = []
+    for base in ("engine", "crot_tui"):
+        for p in sorted((ROOT / base).rglob("*.py")):
+            rel = p.relative_to(ROOT).as_posix()
+            if not rel.startswith(NOT_READERS) and rel not in NOT_READERS:
+                parts.append(p.read_text(encoding="utf-8"))
+    return "\n".join(parts)
+
+
+def test_every_setting_in_effect_is_read_by_the_product_code():
+    code = _product_code()
+    unread = [info.key for info in catalog()
+              if not info.planned and info.key not in FIXED
+              and not re.search(r"[.'\"]" + re.escape(info.name) + r"\b", code) and info.key not in code]
+    assert unread == [], f"settings that nothing reads (build their behaviour or mark them planned): {unread}"
+
+
+@pytest.mark.parametrize("key", sorted(FIXED))
+def test_a_fixed_setting_refuses_any_other_value(key):
+    with pytest.raises(ValueError):
+        validate_value(key, FIXED[key])
+
+
+def test_the_settings_not_yet_in_effect_are_exactly_the_known_list():
+    planned = {info.key for info in catalog() if info.planned}
+    assert not planned - STILL_PLANNED, f"new settings without behaviour: {sorted(planned - STILL_PLANNED)}"
+    assert not STILL_PLANNED - planned, ("now in effect: remove from tests/fixtures/planned_settings.txt: "
+                                         f"{sorted(STILL_PLANNED - planned)}")
