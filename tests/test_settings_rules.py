@@ -131,10 +131,11 @@ def test_safety_switches_cannot_be_turned_off():
 def test_settings_not_yet_in_effect_are_accepted_but_warned_about():
     from engine.settings import by_key, planned_warnings
 
-    s = load_text("ENABLE_FUNDING_AWARE_EXIT=true\nSHORT_FUNDING_CACHE_TTL_SEC=600\nHARD_STOP_LOSS_PCT=0.02\n")
+    s = load_text("EMA_BREAKEVEN_REPRICE_MINUTES=30\nSHORT_DYNAMIC_PROFIT_FLOOR_URGENT_MULTIPLIER=0.5\n"
+                  "HARD_STOP_LOSS_PCT=0.02\n")
     warnings = planned_warnings(s)
-    assert len(warnings) == 2 and "ENABLE_FUNDING_AWARE_EXIT" in warnings[0]
-    assert by_key()["ENABLE_FUNDING_AWARE_EXIT"].planned
+    assert len(warnings) == 2 and "EMA_BREAKEVEN_REPRICE_MINUTES" in warnings[0]
+    assert by_key()["EMA_BREAKEVEN_REPRICE_MINUTES"].planned
     assert not by_key()["HARD_STOP_LOSS_PCT"].planned
 
 

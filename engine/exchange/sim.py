@@ -46,6 +46,7 @@ Deterministic: no randomness and no wall clock; time advances only through `on_c
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -318,9 +319,12 @@ class SimulatedExchange:
         for symbol in symbols:
             state = self._symbol(symbol)
             if state.funding_events is not None:
-                # the venue shows the rate of the coming settlement; after the last recorded
-                # event nothing is known
-                ev = state.funding_events[state.funding_cursor:state.funding_cursor + 2]
+                # the venue shows the rate of the coming settlement: the first recorded event
+                # not settled yet and not before the clock (the cursor lags while this
+                # symbol's candles are not fed); after the last recorded event nothing is known
+                events = state.funding_events
+                i = max(state.funding_cursor, bisect.bisect_left(events, (self._now,)))
+                ev = events[i:i + 2]
                 result[symbol] = FundingRate(
                     symbol=symbol, rate=ev[0][1] if ev else ZERO,
                     funding_time_ms=ev[0][0] if ev else None,

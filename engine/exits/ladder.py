@@ -49,6 +49,85 @@ def fee_floor(p: ProfileSettings) -> float:
     return max((p.buy_fee_rate + p.sell_fee_rate) * p.min_profit_fee_multiplier, p.min_gross_profit_floor)
 
 
+def funding_adverse(p: ProfileSettings, side: PositionSide, funding: float | None) -> bool:
+    """Funding costs this position: a long pays at or above FUNDING_POSITIVE_THRESHOLD, a short
+    at or below FUNDING_NEGATIVE_THRESHOLD (longs pay shorts when the rate is positive)."""
+    if funding is None or not math.isfinite(funding):
+        return False
+    if side == "long":
+        return funding >= p.funding_positive_threshold
+    return funding <= p.funding_negative_threshold
+
+
+def funding_favourable(p: ProfileSettings, side: PositionSide, funding: float | None) -> bool:
+    """The position receives funding: the mirror of `funding_adverse`."""
+    if funding is None or not math.isfinite(funding):
+        return False
+    if side == "long":
+        return funding <= p.funding_negative_threshold
+    return funding >= p.funding_positive_threshold
+
+
+def funding_markup_multiplier(p: ProfileSettings, side: PositionSide, funding: float | None) -> float:
+    """ENABLE_FUNDING_AWARE_EXIT: the exit markups' multiplier for the current funding rate.
+
+    For a long, FUNDING_POSITIVE_MARKUP_MULTIPLIER applies at or above the positive threshold
+    (the long pays) and FUNDING_NEGATIVE_MARKUP_MULTIPLIER at or below the negative one (it
+    receives); a short is the mirror (it pays when funding is negative), so the "positive"
+    multiplier is always the paying one. Unknown funding: 1."""
+    if not p.enable_funding_aware_exit:
+        return 1.0
+    if funding_adverse(p, side, funding):
+        return p.funding_positive_markup_multiplier
+    if funding_favourable(p, side, funding):
+        return p.funding_negative_markup_multiplier
+    return 1.0
+
+
+def high_volatility(p: ProfileSettings, daily_volatility: float | None) -> bool:
+    """Daily volatility / DAILY_VOLATILITY_REFERENCE at or above
+    DYNAMIC_PROFIT_FLOOR_VOLATILITY_MULTIPLIER_THRESHOLD (a threshold of 0 never applies)."""
+    threshold = p.dynamic_profit_floor_volatility_multiplier_threshold
+    if threshold <= 0 or daily_volatility is None or not math.isfinite(daily_volatility) \
+            or p.daily_volatility_reference <= 0:
+        return False
+    return daily_volatility / p.daily_volatility_reference >= threshold
+
+
+def dynamic_fee_floor(p: ProfileSettings, side: PositionSide, *, funding: float | None = None,
+                      daily_volatility: float | None = None, urgent: bool = False) -> float:
+    """The fee floor, lowered by ENABLE_DYNAMIC_PROFIT_FLOOR: x the high-volatility multiplier,
+    x the adverse-funding multiplier, x the urgent multiplier (during an urgent time exit),
+    never below DYNAMIC_PROFIT_FLOOR_MIN_RATE."""
+    base = fee_floor(p)
+    if not p.enable_dynamic_profit_floor:
+        return base
+    m = 1.0
+    if high_volatility(p, daily_volatility):
+        m *= p.dynamic_profit_floor_high_vol_multiplier
+    if funding_adverse(p, side, funding):
+        m *= p.dynamic_profit_floor_adverse_funding_multiplier
+    if urgent:
+        m *= p.dynamic_profit_floor_urgent_multiplier
+    return max(p.dynamic_profit_floor_min_rate, base * m)
+
+
+def exit_state_tag(p: ProfileSettings, side: PositionSide, funding: float | None,
+                   daily_volatility: float | None) -> str:
+    """The quantised funding / volatility state that moves the ladder's markups, for its phase
+    (so the ladder is re-planned when that state changes, not on every rate tick); empty
+    while neither the funding-aware exit nor the dynamic profit floor is on."""
+    tag = ""
+    if p.enable_funding_aware_exit or p.enable_dynamic_profit_floor:
+        if funding_adverse(p, side, funding):
+            tag += "a"
+        elif p.enable_funding_aware_exit and funding_favourable(p, side, funding):
+            tag += "r"
+    if p.enable_dynamic_profit_floor and high_volatility(p, daily_volatility):
+        tag += "v"
+    return f"|f{tag}" if tag else ""
+
+
 def exit_mode(p: ProfileSettings, current_notional: Decimal, initial_notional: Decimal) -> Mode:
     """normal / medium / heavy by how much the position grew through averaging."""
     if not p.ema_adaptive_exit_enabled or initial_notional <= 0:
@@ -77,6 +156,11 @@ def trailing_pullback(p: ProfileSettings, atr_rate: float | None) -> float:
     if atr_rate and atr_rate > 0:
         base = max(base, atr_rate * p.ema_exit_trailing_atr_multiplier)
     return min(max(base, p.ema_exit_trailing_min_pullback), p.ema_exit_trailing_max_pullback)
+
+
+def _scaled(markup: float, multiplier: float) -> float:
+    """markup x multiplier without the float noise that would round a price a tick away."""
+    return markup if multiplier == 1.0 else round(markup * multiplier, 12)
 
 
 def _price(side: PositionSide, entry: Decimal, markup: float, market: Market) -> Decimal:
@@ -109,13 +193,18 @@ def exit_plan(
     hours_held: float,
     atr_rate: float | None = None,
     tighten: tuple[tuple[float, ...], tuple[float | None, ...]] | None = None,
+    funding: float | None = None,
+    daily_volatility: float | None = None,
 ) -> ExitPlan:
     """The wanted exit ladder for a position.
 
     `tighten` (fractions, markups) replaces the ladder when the cross-exchange reference shows
-    an adverse premium; a `None` markup there leaves that part to the runner.
+    an adverse premium; a `None` markup there leaves that part to the runner. `funding` (the
+    current rate, None = unknown) scales the markups (ENABLE_FUNDING_AWARE_EXIT) and, with
+    `daily_volatility`, lowers the profit floor (ENABLE_DYNAMIC_PROFIT_FLOOR).
     """
-    floor = fee_floor(p)
+    floor = dynamic_fee_floor(p, side, funding=funding, daily_volatility=daily_volatility)
+    funding_mult = funding_markup_multiplier(p, side, funding)
     if mode == "breakeven":
         markup = p.buy_fee_rate + p.sell_fee_rate + p.ema_breakeven_fee_buffer
         parts = _split(contracts, p.ema_breakeven_exit_fractions, market)
@@ -157,7 +246,7 @@ def exit_plan(
     # Decay: a position held long takes smaller profits.
     adj: list[tuple[float, float]] = []
     for i, (f, m) in enumerate(steps):
-        m = float(m)  # type: ignore[arg-type]
+        m = _scaled(float(m), funding_mult)  # type: ignore[arg-type]
         if i == 0 and p.ema_exit_decay_first_markup_after_hours > 0 and \
                 hours_held >= p.ema_exit_decay_first_markup_after_hours:
             m = min(m, p.ema_exit_decay_first_markup_cap)
@@ -178,7 +267,7 @@ def exit_plan(
             runner = RunnerSpec(amount, *runner_params)
             # The runner's take-profit rests on the exchange like the ladder, so profits are
             # still taken if the bot is down; trailing cancels it and closes at market.
-            tp_price = _price(side, entry_price, max(runner.take_profit, floor), market)
+            tp_price = _price(side, entry_price, max(_scaled(runner.take_profit, funding_mult), floor), market)
             if meets_minimums(market, amount, tp_price):
                 orders.append(ExitOrder("runner", tp_price, amount))
     return ExitPlan(mode, tuple(orders), runner)

@@ -58,6 +58,10 @@ class Engine(EngineCommands):
         self.profiles = {s: ProfileRunner(s, settings.side(s), exchange, store, bus, self.symbols, settings.glob)
                          for s in ("long", "short")}
         self.last_candles: dict[str, Candle] = {}
+        # funding rates for the funding-aware exit and the dynamic profit floor: read at most
+        # every FUNDING_CACHE_TTL_SEC (of the step clock); empty = unknown (no funding used)
+        self.funding: dict[str, float] = {}
+        self._funding_due_ms: int | None = None
         self.leverage: dict[str, Decimal | None] = {}
         self.overlays: dict[str, Overlay] = {"long": Overlay(), "short": Overlay()}
         # The macro overlay reads the gold proxy and BTC from the same closed-candle stream
@@ -372,6 +376,13 @@ class Engine(EngineCommands):
                 raise errors[0]
         blocked = self.risk_blocked()
         self._announce_block(now_ms, blocked)
+        # funding only shapes exit prices: read after the stops (a slow read must not delay them)
+        if await self._refresh_funding(now_ms):
+            for side in ("long", "short"):
+                try:
+                    contexts[side] = self._contexts(side, now_ms)
+                except Exception as exc:
+                    failed("contexts", exc, side)
         self._now_ms = now_ms
         await self._protections_step(now_ms, snapshot.balance.equity, failed)
         await self.save_controls()
@@ -532,9 +543,44 @@ class Engine(EngineCommands):
         return {symbol: (evaluate(side, fresh[symbol], btc, p, extra.get(symbol, ())) if symbol in fresh else None)
                 for symbol in self.symbols}
 
+    def _funding_ttl_sec(self) -> int | None:
+        """FUNDING_CACHE_TTL_SEC of the sides that use funding (the shortest); None: neither
+        the funding-aware exit nor the dynamic profit floor is on, funding is not read."""
+        ttls = [p.funding_cache_ttl_sec for p in (self.settings.side(s) for s in ("long", "short"))
+                if p.enable_funding_aware_exit or p.enable_dynamic_profit_floor]
+        return min(ttls) if ttls else None
+
+    async def _refresh_funding(self, now_ms: int) -> bool:
+        """Read the funding rates when the cached ones are older than FUNDING_CACHE_TTL_SEC;
+        True when they were read (or the read failed). A failed read never stops the step: it
+        is reported, no funding is used, and it is tried again after at most 30 s (or the TTL
+        when shorter)."""
+        ttl = self._funding_ttl_sec()
+        if ttl is None:
+            self.funding, self._funding_due_ms = {}, None
+            return False
+        if self._funding_due_ms is not None and now_ms < self._funding_due_ms:
+            return False
+        try:
+            rates = await self.exchange.fetch_funding_rates(self.symbols)
+            funding = {}
+            for symbol, r in rates.items():
+                value = float(r.rate)
+                if math.isfinite(value):
+                    funding[symbol] = value
+            self.funding, self._funding_due_ms = funding, now_ms + ttl * 1000
+        except Exception as exc:
+            self.funding, self._funding_due_ms = {}, now_ms + min(ttl, 30) * 1000
+            text = redact(exc)
+            log.warning("funding: %s: %s", type(exc).__name__, text)
+            self.bus.publish(ErrorEvent(now_ms, "funding", f"funding rates unavailable, none used "
+                                                           f"({type(exc).__name__}: {text})"))
+        return True
+
     def _contexts(self, side: str, now_ms: int) -> dict[str, MarketContext]:
         fe = self.features[side]
         p = self.settings.side(side)
+        uses_funding = p.enable_funding_aware_exit or p.enable_dynamic_profit_floor
         out = {}
         for symbol in self.symbols:
             f = fe.features(symbol)
@@ -544,7 +590,9 @@ class Engine(EngineCommands):
             out[symbol] = MarketContext(atr_rate=None if f is None else f.atr_rate, last_candle=last,
                                         tighten=self.reference.tighten_for(side, symbol, now_ms, p),
                                         trend_gap=gap, macro_score=self.macro[side].context.direction_score,
-                                        volatility=None if f is None else f.volatility)
+                                        volatility=None if f is None else f.volatility,
+                                        funding=self.funding.get(symbol) if uses_funding else None,
+                                        daily_volatility=None if f is None else f.daily_volatility)
         return out
 
     @property

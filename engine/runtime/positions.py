@@ -23,8 +23,8 @@ from engine.exits.hard_stop import (
     breakeven_trigger, emergency_breached, stop_amount, stop_distance, stop_is_protective, stop_trigger,
 )
 from engine.exits.ladder import (
-    ExitOrder, ExitPlan, RunnerSpec, RunnerState, breakeven_due, exit_mode, exit_plan, runner_step,
-    time_exit_fraction, time_exit_order,
+    ExitOrder, ExitPlan, RunnerSpec, RunnerState, breakeven_due, exit_mode, exit_plan, exit_state_tag,
+    runner_step, time_exit_fraction, time_exit_order,
 )
 from engine.settings import ProfileSettings
 from engine.store.state import PositionMeta
@@ -50,6 +50,10 @@ class MarketContext:
     # realized PnL (today UTC, last 7 days) of this profile: the controlled-loss profit bank;
     # None when not read (the position is no controlled-loss candidate)
     realized: tuple[Decimal, Decimal] | None = None
+    # the symbol's current funding rate (None = unknown: not read, or the read failed) and
+    # its daily volatility: the funding-aware exit and the dynamic profit floor
+    funding: float | None = None
+    daily_volatility: float | None = None
 
 
 @dataclass
@@ -111,7 +115,8 @@ def plan_position(
         meta.breakeven = True
         mode = "breakeven"
     plan = exit_plan(p, side, pos.entry_price, pos.contracts, market, mode=mode, hours_held=minutes_held / 60,
-                     atr_rate=ctx.atr_rate, tighten=ctx.tighten)
+                     atr_rate=ctx.atr_rate, tighten=ctx.tighten, funding=ctx.funding,
+                     daily_volatility=ctx.daily_volatility)
     out.exit_plan = plan
     runner_hit = False
     if plan.runner is not None and ctx.last_candle is not None and ctx.last_candle[0] > meta.runner_candle_ts:
@@ -145,7 +150,8 @@ def plan_position(
     # The ladder is planned for the position size it was built on; exit fills shrink the
     # position without re-planning (so tp1 is not taken again from what is left). It is
     # re-planned when the position grows (entry or averaging fill), when its phase changes
-    # (mode, decay stage, premium tightening, time-exit step, a defensive exit's re-price),
+    # (mode, decay stage, premium tightening, time-exit step, a defensive exit's re-price, the
+    # funding / volatility state of the funding-aware exit and the dynamic profit floor),
     # or when no exit order is left.
     fraction = time_exit_fraction(p, minutes_held, ctx.time_multiplier)
     # the defensive exits' state advances every cycle; the hard time exit, once it runs, wins
@@ -161,7 +167,8 @@ def plan_position(
         d_order = defensive[0]
         special = f"|sd{meta.sd_step}" if d_order.tag == sd.TAG else f"|cl{meta.cl_step}"
         rest = exit_plan(p, side, pos.entry_price, pos.contracts - d_order.amount, market, mode=mode,
-                         hours_held=minutes_held / 60, atr_rate=ctx.atr_rate, tighten=ctx.tighten)
+                         hours_held=minutes_held / 60, atr_rate=ctx.atr_rate, tighten=ctx.tighten,
+                         funding=ctx.funding, daily_volatility=ctx.daily_volatility)
         wanted = [(d_order.tag, d_order.price, d_order.amount)] + [(e.tag, e.price, e.amount) for e in rest.orders]
     else:
         wanted = [(e.tag, e.price, e.amount) for e in plan.orders]
@@ -184,7 +191,10 @@ def plan_position(
         decay = 1
     if p.ema_exit_decay_max_markup_after_hours > 0 and hours >= p.ema_exit_decay_max_markup_after_hours:
         decay = 2
-    phase = f"{mode}|d{decay}|t{int(ctx.tighten is not None)}|x{fraction:g}{special}"
+    # the funding / volatility state is quantised (adverse / receiving, high volatility): a
+    # change re-plans the ladder, a rate tick within the same state does not
+    fx = "" if mode == "breakeven" or fraction > 0 else exit_state_tag(p, side, ctx.funding, ctx.daily_volatility)
+    phase = f"{mode}|d{decay}|t{int(ctx.tighten is not None)}|x{fraction:g}{fx}{special}"
     replan = (phase != meta.exit_phase or pos.contracts > meta.ladder_base
               or (open_exit_amount == 0 and pos.contracts > 0))
     if not replan:

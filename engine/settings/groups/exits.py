@@ -420,22 +420,22 @@ class ExitsSettings(BaseModel):
     enable_dynamic_profit_floor: bool = setting(
         False,
         "Lower the fee-based profit floor in high volatility, adverse funding or urgent time exits.",
-        group="exits", planned=True,
+        group="exits",
     )
     dynamic_profit_floor_volatility_multiplier_threshold: float = setting(
         1.5,
         "Daily volatility / reference at or above which the high-volatility reduction applies.",
-        group="exits", planned=True, unit="x", ge=0,
+        group="exits", unit="x", ge=0,
     )
     dynamic_profit_floor_high_vol_multiplier: float = setting(
         0.7,
         "Profit-floor multiplier in high volatility.",
-        group="exits", planned=True, unit="fraction", ge=0, le=1,
+        group="exits", unit="fraction", ge=0, le=1,
     )
     dynamic_profit_floor_adverse_funding_multiplier: float = setting(
         0.6,
         "Profit-floor multiplier when funding is adverse to the position.",
-        group="exits", planned=True, unit="fraction", ge=0, le=1,
+        group="exits", unit="fraction", ge=0, le=1,
     )
     dynamic_profit_floor_urgent_multiplier: float = setting(
         0.4,
@@ -445,35 +445,37 @@ class ExitsSettings(BaseModel):
     dynamic_profit_floor_min_rate: float = setting(
         0.0,
         "The dynamic profit floor never goes below this.",
-        group="exits", planned=True, unit="fraction of price", ge=0, le=1,
+        group="exits", unit="fraction of price", ge=0, le=1,
     )
     enable_funding_aware_exit: bool = setting(
         False,
         "Adjust exit markups by the current funding rate.",
-        group="exits", planned=True,
+        group="exits",
     )
     funding_cache_ttl_sec: int = setting(
         300,
         "How long a fetched funding rate is reused.",
-        group="exits", planned=True, unit="seconds", ge=0,
+        group="exits", unit="seconds", ge=0,
     )
     funding_positive_threshold: float = setting(
         0.0001,
         "Funding rate at or above which funding counts as positive (adverse for longs).",
-        group="exits", planned=True, unit="fraction", ge=-1, le=1,
+        group="exits", unit="fraction", ge=-1, le=1,
     )
     funding_negative_threshold: float = setting(
         -0.0001,
         "Funding rate at or below which funding counts as negative (adverse for shorts).",
-        group="exits", planned=True, unit="fraction", ge=-1, le=1,
+        group="exits", unit="fraction", ge=-1, le=1,
     )
     funding_positive_markup_multiplier: float = setting(
         0.75,
-        "Exit markup multiplier when funding is at or above the positive threshold (inferred)",
-        group="exits", planned=True, unit="x", gt=0,
+        "Exit markup multiplier when the position pays funding: a long at or above the positive "
+        "threshold, a short at or below the negative one (inferred)",
+        group="exits", unit="x", gt=0,
     )
     funding_negative_markup_multiplier: float = setting(
         1.15,
-        "Exit markup multiplier when funding is at or below the negative threshold (inferred)",
-        group="exits", planned=True, unit="x", gt=0,
+        "Exit markup multiplier when the position receives funding: a long at or below the "
+        "negative threshold, a short at or above the positive one (inferred)",
+        group="exits", unit="x", gt=0,
     )
