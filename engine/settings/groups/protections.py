@@ -31,9 +31,9 @@ class ProtectionsGlobalSettings(BaseModel):
         group="protections", scope="global", unit="fraction", ge=0, le=0.9,
     )
     protect_stoploss_streak: int = setting(
-        4,
+        0,
         "This many stop-loss exits of one profile in a row (within the lookback) pause its new entries "
-        "and averaging for the cool-off; 0 = off.",
+        "and averaging for the cool-off; 0 = off (try 4).",
         group="protections", scope="global", unit="trades", ge=0, le=100,
     )
     protect_stoploss_streak_lookback_hours: float = setting(
