@@ -58,3 +58,9 @@ def test_the_settings_not_yet_in_effect_are_exactly_the_known_list():
     assert not planned - STILL_PLANNED, f"new settings without behaviour: {sorted(planned - STILL_PLANNED)}"
     assert not STILL_PLANNED - planned, ("now in effect: remove from tests/fixtures/planned_settings.txt: "
                                          f"{sorted(STILL_PLANNED - planned)}")
+
+
+def test_every_pct_setting_says_it_holds_a_fraction():
+    """Issue 18: `*_PCT` settings hold fractions (0.02 = 2%); their description says so."""
+    vague = [i.key for i in catalog() if i.key.endswith("_PCT") and "fraction" not in i.description.lower()]
+    assert vague == []

@@ -232,12 +232,13 @@ class ExitsSettings(BaseModel):
     )
     hard_stop_loss_pct: float = setting(
         0.02,
-        "Fixed hard-stop distance from the average entry price.",
+        "Fixed hard-stop distance from the average entry price, as a fraction (0.02 = 2%).",
         group="exits", unit="fraction of price", gt=0, le=1,
     )
     hard_stop_loss_min_emergency_pct: float = setting(
         0.04,
-        "Adverse move from entry at which a position with no stop on the exchange is closed at market.",
+        "Adverse move from entry, as a fraction (0.04 = 4%), at which a position with no stop on the exchange is "
+        "closed at market.",
         group="exits", unit="fraction of price", ge=0, le=1,
     )
     hard_stop_unprotected_close_after_sec: float = setting(
@@ -257,7 +258,7 @@ class ExitsSettings(BaseModel):
     )
     hard_stop_loss_atr_max_pct: float = setting(
         0.03,
-        "Cap on the ATR part of the hard-stop distance.",
+        "Cap on the ATR part of the hard-stop distance, as a fraction of price (0.03 = 3%).",
         group="exits", unit="fraction of price", ge=0, le=1,
     )
     soft_defensive_exit_enabled: bool = setting(
