@@ -218,8 +218,8 @@ class Engine(EngineCommands):
             return
         if stored is None:
             return
-        enabled, paused = stored
-        self.frozen = {s for s in await self.store.load_frozen() if s in self.symbols}
+        enabled, paused, frozen = stored
+        self.frozen = {s for s in frozen if s in self.symbols}
         for side in ("long", "short"):
             self.flags.enabled[side] = self.flags.enabled[side] and enabled.get(side, True)
         self.flags.paused = paused

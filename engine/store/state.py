@@ -314,52 +314,46 @@ class StateStore:
             await self.db.execute("ROLLBACK")
             raise
 
+    async def _put(self, profile: str, key: str, value: Any) -> None:
+        await self.db.execute("INSERT OR REPLACE INTO profile_kv (profile, key, value) VALUES (?, ?, ?)",
+                              (profile, key, dumps(value)))
+
+    async def _get(self, profile: str, key: str) -> Any:
+        """The stored value of one profile_kv row, or None."""
+        async with self.db.execute("SELECT value FROM profile_kv WHERE profile=? AND key=?", (profile, key)) as cur:
+            row = await cur.fetchone()
+        return None if row is None else loads(row[0])
+
     async def save_unprotected(self, profile: str, since_ms: dict[str, int]) -> None:
         """When each position of `profile` was first seen without a confirmed stop. Kept apart
         from the cycle state (written at once, not at the end of a cycle) so a restart resumes
         the bounded close-out time instead of starting it again."""
-        await self.db.execute("INSERT OR REPLACE INTO profile_kv (profile, key, value) VALUES (?, ?, ?)",
-                              (profile, "unprotected_since", dumps(since_ms)))
+        await self._put(profile, "unprotected_since", since_ms)
 
     async def save_protections(self, data: dict[str, Any]) -> None:
         """The account protections' locks and equity window (engine/risk/protections.py),
         written when they change so a restart keeps a lock in force."""
-        await self.db.execute("INSERT OR REPLACE INTO profile_kv (profile, key, value) VALUES (?, ?, ?)",
-                              (ACCOUNT_KEY, "protections", dumps(data)))
+        await self._put(ACCOUNT_KEY, "protections", data)
 
     async def save_controls(self, enabled: dict[str, bool], paused: bool, frozen: list[str] | None = None) -> None:
         """The operator's switches (profile on/off, entries paused, frozen symbols): a restart,
         a crash or a watchdog restart comes back with them as they were."""
-        data = {"enabled": enabled, "paused": paused, "frozen": sorted(frozen or ())}
-        await self.db.execute("INSERT OR REPLACE INTO profile_kv (profile, key, value) VALUES (?, ?, ?)",
-                              (ACCOUNT_KEY, "controls", dumps(data)))
+        await self._put(ACCOUNT_KEY, "controls", {"enabled": enabled, "paused": paused, "frozen": sorted(frozen or ())})
 
-    async def load_frozen(self) -> list[str]:
-        async with self.db.execute("SELECT value FROM profile_kv WHERE profile=? AND key='controls'",
-                                   (ACCOUNT_KEY,)) as cur:
-            row = await cur.fetchone()
-        return [] if row is None else [str(s) for s in loads(row[0]).get("frozen", [])]
-
-    async def load_controls(self) -> tuple[dict[str, bool], bool] | None:
-        async with self.db.execute("SELECT value FROM profile_kv WHERE profile=? AND key='controls'",
-                                   (ACCOUNT_KEY,)) as cur:
-            row = await cur.fetchone()
-        if row is None:
+    async def load_controls(self) -> tuple[dict[str, bool], bool, list[str]] | None:
+        """(profile switches, paused, frozen symbols) as stored, or None."""
+        data = await self._get(ACCOUNT_KEY, "controls")
+        if data is None:
             return None
-        data = loads(row[0])
-        return {str(k): bool(v) for k, v in data.get("enabled", {}).items()}, bool(data.get("paused", False))
+        return ({str(k): bool(v) for k, v in data.get("enabled", {}).items()}, bool(data.get("paused", False)),
+                [str(s) for s in data.get("frozen", [])])
 
     async def load_protections(self) -> dict[str, Any] | None:
-        async with self.db.execute("SELECT value FROM profile_kv WHERE profile=? AND key='protections'",
-                                   (ACCOUNT_KEY,)) as cur:
-            row = await cur.fetchone()
-        return None if row is None else loads(row[0])
+        return await self._get(ACCOUNT_KEY, "protections")
 
     async def load_unprotected(self, profile: str) -> dict[str, int]:
-        async with self.db.execute("SELECT value FROM profile_kv WHERE profile=? AND key='unprotected_since'",
-                                   (profile,)) as cur:
-            row = await cur.fetchone()
-        return {} if row is None else {str(k): int(v) for k, v in loads(row[0]).items()}
+        data = await self._get(profile, "unprotected_since")
+        return {} if data is None else {str(k): int(v) for k, v in data.items()}
 
     async def record_intent(self, *, client_order_id: int, profile: str, symbol: str, purpose: str,
                             intent_key: str, side: str, price: Decimal | None, amount: Decimal,
