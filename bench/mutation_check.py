@@ -162,8 +162,32 @@ def unprotected_timer_not_persisted() -> None:
     StateStore.load_unprotected = load_unprotected
 
 
+def disk_full_block_removed() -> None:
+    from engine.store.audit import AuditWriter
+
+    def block_reason(self):
+        return ""  # the engine never hears that the audit disk is full: entries go on
+    AuditWriter.block_reason = block_reason
+
+
+def filled_id_check_removed() -> None:
+    from engine.exchange.htx import HtxExchange
+
+    async def filled_earlier(self, symbol, kind):
+        return set()  # a restart re-sending the id of a filled order trades it again on HTX
+    HtxExchange._filled_earlier = filled_earlier
+
+
+FILLED_ID = ["tests/test_exchange_contract.py::"
+             "test_a_restarted_client_resending_a_filled_orders_id_does_not_trade_again[htx-loopback]"]
+
 ATTACHED = ["tests/test_attached_stop.py::test_entries_carry_the_stop_the_protection_pass_would_place",
             "tests/test_live_htx_venue.py::test_live_loop_trades_through_ccxt_and_keeps_every_position_stopped"]
+
+DISK_FULL = ["tests/test_disk_full_entries.py::"
+             "test_a_full_audit_disk_stops_entries_keeps_stops_and_exits_and_entries_resume",
+             "tests/test_disk_full_entries.py::"
+             "test_paper_loop_holds_entries_while_the_audit_disk_is_full_and_enters_once_space_is_back"]
 
 #: name -> (apply, relevant tests, chaos scenarios)
 MUTANTS = {
@@ -181,6 +205,8 @@ MUTANTS = {
     "unprotected timer not persisted": (unprotected_timer_not_persisted,
                                         [PROTECTION + "::test_the_unprotected_close_out_time_runs_across_a_restart"],
                                         []),
+    "disk-full block removed": (disk_full_block_removed, DISK_FULL, []),
+    "filled client id re-sent after a restart": (filled_id_check_removed, FILLED_ID, []),
 }
 
 

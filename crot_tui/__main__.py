@@ -2,7 +2,9 @@
 
 Modes: `--demo` replays the bundled real candles on the simulated exchange (the default when no
 HTX API key is configured); `--paper` trades simulated fills on live HTX prices; `--live` sends
-real orders. With an API key configured, the mode must be chosen explicitly.
+real orders. With an API key configured, the mode must be chosen explicitly. `--no-ui` serves a
+control socket (DATA_DIR/<mode>.sock, mode 0600); `--attach` opens this same dashboard on it
+from another terminal or SSH session, and quitting that viewer leaves the bot running.
 
 Exit codes: 0 success (a demo ran to its end, or a stop was requested), 1 the engine failed or
 the dashboard crashed (so a watchdog restarts it),
@@ -35,7 +37,15 @@ def build_parser() -> argparse.ArgumentParser:
                        help="replay bundled real candles on the simulated exchange (default without API keys)")
     modes.add_argument("--paper", action="store_true", help="live HTX prices, simulated fills (no orders sent)")
     modes.add_argument("--live", action="store_true", help="trade for real on HTX (real money)")
-    p.add_argument("--no-ui", action="store_true", help="no dashboard: run the engine and log events (servers)")
+    p.add_argument("--no-ui", action="store_true", help="no dashboard: run the engine and log events (servers); "
+                                                           "it serves a control socket that --attach opens")
+    p.add_argument("--attach", nargs="?", const="", default=None, metavar="SOCKET",
+                   help="open the dashboard on a bot started with --no-ui (default: the one socket found "
+                        "in DATA_DIR); quitting the viewer leaves the bot running")
+    p.add_argument("--watch", action="store_true", help="with --attach: only watch, never take the helm")
+    p.add_argument("--socket", metavar="PATH", default=None,
+                   help="--no-ui: the control socket to serve (default: DATA_DIR/<mode>.sock, mode 0600)")
+    p.add_argument("--no-socket", action="store_true", help="--no-ui: serve no control socket")
     p.add_argument("--speed", type=float, default=None, metavar="N",
                    help="demo: candles per second once the indicators are warm; 0 = as fast as possible "
                         "(default: 50 with the dashboard, 0 with --no-ui)")
@@ -119,11 +129,18 @@ def attach_log_sink(host: Any, logger: logging.Logger | None = None) -> Any:
 
 
 async def run_headless(host: Any, *, logger: logging.Logger | None = None,
-                       install_signals: bool = True) -> Any:
+                       install_signals: bool = True, socket_path: str | Path | None = None) -> Any:
     """Run the host to its end with the log sink; SIGINT/SIGTERM stop after the current cycle
-    (a second signal cancels at once)."""
+    (a second signal cancels at once). With `socket_path` it serves the control socket that
+    `crot-tui --attach` opens (engine/runtime/control.py)."""
     logger = logger or logging.getLogger("crot.events")
     attach_log_sink(host, logger)
+    server = None
+    if socket_path is not None:
+        from engine.runtime.control import ControlServer
+
+        server = ControlServer(socket_path, host, host.bus, name=f"crot {host.mode}")
+        await server.start()  # ControlError (one line) before anything trades
     progress_log = logging.getLogger("crot.progress")
     last_decile = [-1]
 
@@ -136,7 +153,12 @@ async def run_headless(host: Any, *, logger: logging.Logger | None = None,
             state = "warming up the indicators" if warming else "trading"
             progress_log.info("replay %d/%d candles (%d%%), %s", done, total, done * 100 // total, state)
 
-    host.on_progress = on_progress
+    def progress(done: int, total: int, warming: bool) -> None:
+        on_progress(done, total, warming)
+        if server is not None:
+            server.progress(done, total, warming)
+
+    host.on_progress = progress
     loop = asyncio.get_running_loop()
     task = asyncio.current_task()
     installed: list[int] = []
@@ -158,11 +180,17 @@ async def run_headless(host: Any, *, logger: logging.Logger | None = None,
                 installed.append(s)
             except (NotImplementedError, RuntimeError, ValueError):
                 pass
+    result = None
     try:
-        return await host.run()
+        result = await host.run()
+        return result
     finally:
         for s in installed:
             loop.remove_signal_handler(s)
+        if server is not None:
+            reason = ("the bot stopped" if result is None or result.stopped else
+                      f"the engine stopped: {result.error}" if result.error else "the bot finished its run")
+            await server.aclose(reason)
 
 
 def main_headless(args: argparse.Namespace, settings: Any, mode: str) -> int:
@@ -177,8 +205,14 @@ def main_headless(args: argparse.Namespace, settings: Any, mode: str) -> int:
 
     for w in danger_warnings(settings):  # again in the log, where a service's operator looks
         log.warning(w)
+    socket_path = None if args.no_socket else (args.socket or default_socket(settings, mode))
+    from engine.runtime.control import ControlError
+
     try:
-        result = asyncio.run(run_headless(host))
+        result = asyncio.run(run_headless(host, socket_path=socket_path))
+    except ControlError as exc:
+        log.error("%s", exc)
+        return EXIT_CONFIG
     except (KeyboardInterrupt, asyncio.CancelledError):
         log.warning("stopped at once")
         return EXIT_FAILED
@@ -193,6 +227,48 @@ def main_headless(args: argparse.Namespace, settings: Any, mode: str) -> int:
         from engine.runtime.report import print_replay_summary
 
         print_replay_summary(result.summary, Console(file=sys.stdout))
+    return EXIT_OK
+
+
+def default_socket(settings: Any, mode: str) -> Path:
+    """DATA_DIR/<mode>.sock: next to the state database of that mode (engine/runtime/live.py)."""
+    return (Path(settings.glob.data_dir) / f"{mode}.sock").absolute()
+
+
+def find_socket(settings: Any) -> Path:
+    """The control socket of the one bot that runs from this folder's settings."""
+    found = [p for p in (default_socket(settings, m) for m in ("live", "paper", "demo")) if p.exists()]
+    if not found:
+        _fail(f"no bot socket in {Path(settings.glob.data_dir).absolute()} (start one with crot-tui --no-ui, "
+              "or give its socket: --attach PATH)")
+    if len(found) > 1:
+        _fail("several bot sockets found (" + ", ".join(str(p) for p in found) + "): choose one with --attach PATH")
+    return found[0]
+
+
+# -- attached to a bot in another process ------------------------------------------------------
+def main_attach(args: argparse.Namespace, settings: Any) -> int:
+    import os
+
+    from engine.runtime.control import ControlError
+
+    from .app import CrotApp
+    from .remote import ControlUnavailable, RemoteHost, probe
+
+    path = Path(args.attach) if args.attach else find_socket(settings)
+    try:
+        hello = asyncio.run(probe(path))
+    except (ControlUnavailable, ControlError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    host = RemoteHost(path, steer=not args.watch, name=f"crot-tui pid {os.getpid()}")
+    host.mode = str(hello.get("mode") or host.mode)
+    app = CrotApp(host, env_path=Path(args.env), theme_name=args.theme, show_summary=False)
+    app.run()
+    if app.return_code:
+        print("error: the dashboard crashed (traceback above); the bot keeps running", file=sys.stderr)
+        return EXIT_FAILED
+    print(f"detached from {path}; the bot keeps running")
     return EXIT_OK
 
 
@@ -253,6 +329,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.data and not Path(args.data).is_dir():
         _fail(f"--data {args.data}: not a folder")
     settings = load(args.env)
+    if args.attach is not None:
+        if args.no_ui or args.live or args.paper or args.demo:
+            _fail("--attach opens a running bot: it takes no mode and no --no-ui")
+        return main_attach(args, settings)
+    if (args.socket or args.no_socket) and not args.no_ui:
+        _fail("--socket and --no-socket are for --no-ui (the dashboard serves no socket)")
     mode = choose_mode(args, settings)
     if args.no_ui:
         return main_headless(args, settings, mode)

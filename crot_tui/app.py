@@ -6,12 +6,15 @@ Two workers run beside the UI:
     folds bursts into `UiState` (latest positions per profile, latest decisions, ...) and, at
     most `refresh_hz` times per second, posts one message per changed pane.
 Commands (toggle a profile, pause entries, quit) go through `EngineHost`; the UI never calls
-the exchange.
+the exchange. Attached to a bot in another process (`crot-tui --attach`) the host is a
+`RemoteHost` (crot_tui/remote.py): the same app, its commands answered over the socket, and
+quitting detaches the viewer without stopping the bot.
 """
 
 from __future__ import annotations
 
 import asyncio
+import inspect
 import signal
 from pathlib import Path
 from typing import Any, Iterable
@@ -50,7 +53,7 @@ class CrotApp(App[int]):
         Binding("ctrl+q", "quit", "Quit", show=False, priority=True),
     ]
 
-    def __init__(self, host: EngineHost, *, env_path: Path | str = ".env", theme_name: str | None = None,
+    def __init__(self, host: EngineHost | Any, *, env_path: Path | str = ".env", theme_name: str | None = None,
                  refresh_hz: float = REFRESH_HZ, show_summary: bool = True, start_engine: bool = True) -> None:
         super().__init__()
         self.host = host
@@ -153,6 +156,9 @@ class CrotApp(App[int]):
         self._update_colors()
         self._queue = self.host.bus.queue(maxsize=QUEUE_SIZE)
         self.host.on_progress = self._on_progress
+        if getattr(self.host, "remote", False):  # an attached viewer: the bot's notices and state
+            self.host.on_notice = lambda text, severity: self.notify(text, severity=severity, timeout=6)
+            self.host.on_state = self._after_command
         self.run_worker(self._drain(), name="drain", group="drain", exclusive=True)
         if self.start_engine:
             self.run_worker(self._run_engine(), name="engine", group="engine", exclusive=True,
@@ -289,29 +295,59 @@ class CrotApp(App[int]):
         self.state.set_flags(enabled, paused)
         self.flush()
 
-    def toggle_profile(self, side: str) -> None:
-        on = self.host.toggle_profile(side)
-        if on is None:
-            self.notify("the engine is not running (yet): nothing to toggle", severity="warning")
+    def notify(self, message: str, *, title: str = "", severity: Any = "information",
+               timeout: float | None = None, markup: bool = False) -> None:
+        """Toasts show their text literally ("[htx]" stays "[htx]"): engine messages are data."""
+        super().notify(message, title=title, severity=severity, timeout=timeout, markup=markup)
+
+    def _command(self, call: Any, then: Any, *, idle: str = "the engine is not running (yet): nothing done") -> None:
+        """Run one host command and hand its answer to `then`. An attached viewer's host
+        answers with a coroutine (the bot's reply over the socket): awaited in a worker, and a
+        refusal or a lost connection is shown, never swallowed."""
+        try:
+            result = call()
+        except ValueError as exc:
+            self.notify(str(exc), severity="error")
             return
-        self._after_command()
-        if on:
-            self.notify(f"{side.upper()} profile ON: new {side} entries allowed", timeout=3)
-        else:
-            self.notify(f"{side.upper()} profile OFF: no new {side} entries; open positions, stops and "
-                        "exits stay managed", severity="warning", timeout=4)
+        if not inspect.isawaitable(result):
+            if result is None:
+                self.notify(idle, severity="warning")
+                return
+            then(result)
+            return
+
+        async def wait() -> None:
+            try:
+                answer = await result
+            except (ValueError, ConnectionError) as exc:  # CommandRefused, ControlUnavailable
+                self.notify(str(exc), severity="error", timeout=6)
+                return
+            then(answer)
+
+        self.run_worker(wait(), group="commands", exit_on_error=False)
+
+    def toggle_profile(self, side: str) -> None:
+        def then(on: bool) -> None:
+            self._after_command()
+            if on:
+                self.notify(f"{side.upper()} profile ON: new {side} entries allowed", timeout=3)
+            else:
+                self.notify(f"{side.upper()} profile OFF: no new {side} entries; open positions, stops and "
+                            "exits stay managed", severity="warning", timeout=4)
+
+        self._command(lambda: self.host.toggle_profile(side), then,
+                      idle="the engine is not running (yet): nothing to toggle")
 
     def toggle_pause(self) -> None:
-        paused = self.host.toggle_pause()
-        if paused is None:
-            self.notify("the engine is not running (yet): nothing to pause", severity="warning")
-            return
-        self._after_command()
-        if paused:
-            self.notify("new entries PAUSED (both sides); exits and stops keep running", severity="warning",
-                        timeout=4)
-        else:
-            self.notify("new entries resumed", timeout=3)
+        def then(paused: bool) -> None:
+            self._after_command()
+            if paused:
+                self.notify("new entries PAUSED (both sides); exits and stops keep running", severity="warning",
+                            timeout=4)
+            else:
+                self.notify("new entries resumed", timeout=3)
+
+        self._command(self.host.toggle_pause, then, idle="the engine is not running (yet): nothing to pause")
 
     def manual(self, kind: str, symbol: str = "") -> None:
         """A manual action; in live mode it asks first (y/n)."""
@@ -319,20 +355,15 @@ class CrotApp(App[int]):
 
         what = ManualRequest(kind, symbol).describe()  # type: ignore[arg-type]
 
+        def then(done: str) -> None:
+            self._after_command()
+            self.notify(f"{done}: sent with the next step; stops stay until each position is gone", timeout=4)
+
         def go(yes: bool | None = True) -> None:
             if not yes:
                 self.notify(f"not done: {what}", timeout=2)
                 return
-            try:
-                done = self.host.manual(kind, symbol)
-            except ValueError as exc:
-                self.notify(str(exc), severity="error")
-                return
-            if done is None:
-                self.notify("the engine is not running (yet): nothing done", severity="warning")
-                return
-            self._after_command()
-            self.notify(f"{done}: sent with the next step; stops stay until each position is gone", timeout=4)
+            self._command(lambda: self.host.manual(kind, symbol), then)
 
         if self.host.mode == "live" and kind not in ("freeze", "unfreeze"):
             from .screens.confirm import ConfirmScreen
@@ -342,31 +373,44 @@ class CrotApp(App[int]):
             go(True)
 
     def lift_protections(self) -> None:
-        lifted = self.host.lift_protections()
-        if lifted is None:
-            self.notify("the engine is not running (yet): nothing to lift", severity="warning")
+        def then(lifted: int) -> None:
+            self.flush()
+            self.notify(f"{lifted} account protection(s) lifted: new entries allowed again" if lifted
+                        else "no account protection is in force", timeout=3)
+
+        self._command(self.host.lift_protections, then, idle="the engine is not running (yet): nothing to lift")
+
+    def take_helm(self) -> None:
+        """An attached viewer takes the commands over from the one that steers."""
+        take = getattr(self.host, "take_helm", None)
+        if take is None:
+            self.notify("this dashboard runs the engine itself: it always steers", timeout=3)
             return
-        self.flush()
-        self.notify(f"{lifted} account protection(s) lifted: new entries allowed again" if lifted
-                    else "no account protection is in force", timeout=3)
+        self._command(take, lambda _: self.notify("this viewer steers the bot now", timeout=3))
 
     def toggle_playback(self) -> None:
         if self.host.mode != "demo":
             self.notify("playback control is for the demo only", severity="warning")
             return
-        self.host.playback_paused = not self.host.playback_paused
-        self.state.dirty.add("status")
-        self.flush()
+
+        def then(_: Any) -> None:
+            self.state.dirty.add("status")
+            self.flush()
+
+        self._command(lambda: self.host.set_playback_paused(not self.host.playback_paused), then)
 
     def change_speed(self, factor: float) -> None:
         if self.host.mode != "demo":
             return
         speed = self.host.speed or 800.0
         speed = min(2000.0, max(1.0, speed * factor))
-        self.host.set_speed(speed)
-        self.state.dirty.add("status")
-        self.flush()
-        self.notify(f"demo speed: {speed:g} candles/s", timeout=2)
+
+        def then(_: Any) -> None:
+            self.state.dirty.add("status")
+            self.flush()
+            self.notify(f"demo speed: {speed:g} candles/s", timeout=2)
+
+        self._command(lambda: self.host.set_speed(speed), then)
 
     # -- crashing ---------------------------------------------------------------------------
     def _fatal_error(self) -> None:
@@ -383,6 +427,9 @@ class CrotApp(App[int]):
 
     # -- quitting ---------------------------------------------------------------------------
     async def action_quit(self) -> None:
+        if getattr(self.host, "remote", False):  # a viewer: the bot goes on without it
+            await self.shutdown()
+            return
         if self.host.mode in ("live", "paper") and self.host.running:
             def answer(yes: bool | None) -> None:
                 if yes:

@@ -9,6 +9,17 @@ from textual.command import DiscoveryHit, Hit, Hits, Provider
 
 from . import themes
 from .screens.dashboard import PANES
+from .screens.detail import open_detail
+from .screens.trades import open_trades
+
+
+def _filter_log(app: Any) -> None:
+    """Show the log pane and open its filter line."""
+    app.show_pane("log")
+    try:
+        app.screen.query_one("#log").action_open_filter()
+    except Exception:  # not on the dashboard (it would be the top screen after show_pane)
+        pass
 
 
 class CrotCommands(Provider):
@@ -39,7 +50,22 @@ class CrotCommands(Provider):
                        "no new entry or averaging on it; its position keeps stop and exits")
         yield ("Lift account protections", app.lift_protections,
                "end a drawdown lock, daily-loss halt or stop-loss-streak pause now")
+        if getattr(host, "remote", False):
+            yield ("Take the helm" if not host.steering else "This viewer steers the bot", app.take_helm,
+                   "steer the attached bot (the viewer that steered only watches from now on)")
         yield "Settings editor", app.action_settings, "edit .env (validated, atomic save)"
+        yield ("Closed trades (history)", partial(open_trades, app),
+               "entry, exit, PnL, fees, time held, exit reason; filter, sort, Enter for the detail (key h)")
+        for p in app.state.all_positions():
+            yield (f"Position detail: {p.side} {p.symbol}", partial(open_detail, app, p.profile, p.symbol),
+                   "its orders, fills, stop moves and the gate decision that opened it")
+        for ep in list(app.state.closed)[-20:][::-1]:
+            t = ep.trade
+            yield (f"Trade detail #{ep.seq}: {t.side} {ep.symbol}",
+                   partial(open_detail, app, ep.profile, ep.symbol, ep.seq),
+                   f"closed PnL {t.pnl:+.4f}: its orders, fills, stop moves and entry decision")
+        yield ("Filter the event log", partial(_filter_log, app),
+               "show only the lines with some words, kinds (kind:order) or levels (level:warn)")
         yield "Help: keys and panes", app.action_help, "every binding and what each pane shows"
         for pid, label in PANES:
             yield f"Show pane: {label[2:]}", partial(app.show_pane, pid), f"key {label[0]}"

@@ -164,9 +164,15 @@ class EngineHost:
     def stop_requested(self) -> bool:
         return self._stop_requested
 
-    def set_speed(self, speed: float) -> None:
+    def set_speed(self, speed: float) -> float:
         self.speed = max(0.0, float(speed))
         self._next_at = None
+        return self.speed
+
+    def set_playback_paused(self, paused: bool) -> bool:
+        """Hold or resume a demo between two candles."""
+        self.playback_paused = bool(paused)
+        return self.playback_paused
 
     # -- running ----------------------------------------------------------------------------
     async def run(self) -> RunResult:

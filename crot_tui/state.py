@@ -9,6 +9,7 @@ state can be tested (and reused) without a terminal.
 
 from __future__ import annotations
 
+import time
 from collections import deque
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
@@ -57,6 +58,20 @@ class Progress:
     warming: bool = True
     speed: float = 0.0
     playback_paused: bool = False
+    samples: deque[tuple[float, int]] = field(default_factory=lambda: deque(maxlen=64))
+
+    def rate(self, window_s: float = 3.0) -> float | None:
+        """Candles per second actually replayed over the last `window_s` seconds (None until
+        two samples a quarter second apart exist)."""
+        if len(self.samples) < 2:
+            return None
+        t1, d1 = self.samples[-1]
+        t0, d0 = self.samples[0]
+        for t, d in self.samples:
+            if t1 - t <= window_s:
+                t0, d0 = t, d
+                break
+        return (d1 - d0) / (t1 - t0) if t1 - t0 >= 0.25 else None
 
 
 class EquityHistory:
@@ -89,9 +104,41 @@ class EquityHistory:
         self._n += 1
 
 
+EPISODE_EVENTS = 400  # per position
+TRADE_LIMIT = 2000  # closed trades kept in memory
+LOG_LIMIT = 5000  # event-log lines kept in memory
+HISTORY_KINDS = ("order", "fill", "stop", "trade", "repair")
+
+
+@dataclass
+class Episode:
+    """What happened to one position of one profile and symbol: its orders, fills and stop
+    moves in arrival order (bounded), the gate decision behind its first entry order, and the
+    trade that closed it (None while it is open). An episode starts with the first order, fill
+    or stop event after the previous trade of that profile and symbol closed."""
+
+    profile: str
+    symbol: str
+    events: deque[ev.Event] = field(default_factory=lambda: deque(maxlen=EPISODE_EVENTS))
+    decision: Any = None  # engine.strategy.decision.Decision at the entry order, if the UI saw it
+    decision_ts: int = 0
+    trade: ev.TradeClosed | None = None
+    seq: int = 0  # 1, 2, ... in the order the trades closed (0 while open)
+    dropped: int = 0  # events that fell off the bounded history
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return self.profile, self.symbol
+
+    def add(self, e: ev.Event) -> None:
+        if self.events.maxlen is not None and len(self.events) >= self.events.maxlen:
+            self.dropped += 1
+        self.events.append(e)
+
+
 @dataclass
 class UiState:
-    log_limit: int = 500
+    log_limit: int = LOG_LIMIT
     ring: int = 120
     status: ev.EngineStatus | None = None
     mode: str = ""
@@ -122,9 +169,15 @@ class UiState:
     symbols: list[str] = field(default_factory=list)
     log_seq: int = 0
     dirty: set[str] = field(default_factory=set)
+    trade_limit: int = TRADE_LIMIT
+    closed: deque[Episode] = field(default_factory=deque)  # closed trades, oldest first (bounded)
+    episodes: dict[tuple[str, str], Episode] = field(default_factory=dict)  # open, per (profile, symbol)
+    trade_seq: int = 0
 
     def __post_init__(self) -> None:
         self.log = deque(maxlen=self.log_limit)
+        self.closed = deque(maxlen=self.trade_limit)
+        self._last_closed: dict[tuple[str, str], Episode] = {}
         self._fmt = EventFormatter()
 
     # -- feeding ----------------------------------------------------------------------------
@@ -140,9 +193,41 @@ class UiState:
             if len(self.new_log) > self.log_limit:
                 del self.new_log[: len(self.new_log) - self.log_limit]
             self.dirty.add("log")
+        if e.kind in HISTORY_KINDS:
+            self._remember(e)
         handler = getattr(self, f"_on_{e.kind}", None)
         if handler is not None:
             handler(e)
+
+    def _remember(self, e: Any) -> None:
+        """Keep an order, fill, stop, repair or closed trade in its position's episode."""
+        profile, symbol = getattr(e, "profile", ""), getattr(e, "symbol", "")
+        if not symbol:
+            return
+        key = (profile, symbol)
+        ep = self.episodes.get(key)
+        if ep is None:
+            last = self._last_closed.get(key)
+            opening = getattr(e, "purpose", "") in ("entry", "add") or any(
+                p.symbol == symbol for p in self.positions.get(profile, ()))
+            if last is not None and not opening and e.kind != "trade":
+                last.add(e)  # the clean-up after a close (its exits cancelled, ...)
+                return
+            if e.kind == "repair":
+                return  # a repair of nothing we follow: the log has it
+            ep = self.episodes[key] = Episode(profile, symbol)
+        ep.add(e)
+        if ep.decision is None and e.kind in ("order", "fill") and getattr(e, "purpose", "") == "entry":
+            d = self.decision(symbol, profile)
+            if d is not None:
+                ep.decision, ep.decision_ts = d, getattr(d, "ts_ms", 0) or e.ts_ms
+        if e.kind == "trade":
+            ep.trade = e
+            self.trade_seq += 1
+            ep.seq = self.trade_seq
+            self.closed.append(ep)
+            self._last_closed[key] = ep
+            del self.episodes[key]
 
     def _on_status(self, e: ev.EngineStatus) -> None:
         self.status = e
@@ -157,8 +242,9 @@ class UiState:
         self.paused = paused
         self.dirty.add("status")
 
-    def set_progress(self, done: int, total: int, warming: bool) -> None:
+    def set_progress(self, done: int, total: int, warming: bool, now: float | None = None) -> None:
         self.progress.done, self.progress.total, self.progress.warming = done, total, warming
+        self.progress.samples.append((time.monotonic() if now is None else now, done))
         self.dirty.add("status")
 
     def _on_decisions(self, e: ev.Decisions) -> None:
@@ -327,6 +413,16 @@ class UiState:
                 if best is None or r.since_ms >= best.since_ms:
                     best = r
         return best.trigger if best is not None else None
+
+    def episode(self, profile: str, symbol: str) -> Episode | None:
+        """The open position's history (orders, fills, stops so far), if any was seen."""
+        return self.episodes.get((profile, symbol))
+
+    def closed_trade(self, seq: int) -> Episode | None:
+        for ep in reversed(self.closed):
+            if ep.seq == seq:
+                return ep
+        return None
 
     def margin_use(self) -> float | None:
         a = self.account

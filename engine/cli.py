@@ -129,24 +129,34 @@ def cmd_config_strategy(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="crot", description="CROT trading bot tools")
-    sub = parser.add_subparsers(dest="command", required=True)
-    config = sub.add_parser("config", help="check, show and document settings")
-    csub = config.add_subparsers(dest="config_command", required=True)
+    parser = argparse.ArgumentParser(
+        prog="crot", description="CROT trading bot tools: settings, replays, research, audit records and the "
+                                 "watchdog. The dashboard and the bot itself: crot-tui (crot-tui --help).",
+        epilog="every command has its own help: crot COMMAND --help (e.g. crot config check --help)")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    config = sub.add_parser("config", help="check, show and document settings",
+                            description="Check, show, convert and document the settings (.env).")
+    csub = config.add_subparsers(dest="config_command", required=True, metavar="SUBCOMMAND")
 
-    p = csub.add_parser("check", help="validate a .env file (exit 2 on any problem)")
+    p = csub.add_parser("check", help="validate a .env file (exit 2 on any problem)",
+                        description="Validate a settings file as the bot loads it: exit 2 on any problem, "
+                                    "warnings for risky or not yet effective values.")
     p.add_argument("--env", default=".env", help="settings file (default: .env)")
     p.set_defaults(func=cmd_config_check)
 
-    p = csub.add_parser("show", help="effective values per side, secrets redacted")
+    p = csub.add_parser("show", help="effective values per side, secrets redacted",
+                        description="Print the effective value of every setting for the long and the short "
+                                    "profile, with the default; secrets are redacted.")
     p.add_argument("--env", default=".env", help="settings file (default: .env)")
     p.add_argument("--changed", action="store_true", help="only values that differ from the default")
     p.add_argument("--key", help="only keys matching this pattern, e.g. 'HARD_STOP*'")
     p.add_argument("--toml", metavar="FILE", help="write a TOML snapshot (secrets redacted)")
     p.set_defaults(func=cmd_config_show)
 
-    p = csub.add_parser("example", help="print (or --write) the generated .env.example")
-    p.add_argument("--write", metavar="FILE")
+    p = csub.add_parser("example", help="print (or --write) the generated .env.example",
+                        description="Print the generated .env.example: every setting with its description "
+                                    "and default.")
+    p.add_argument("--write", metavar="FILE", help="write it to FILE instead of printing it")
     p.set_defaults(func=lambda a: _write_or_print(env_example(), a.write))
 
     from engine.runtime.replay_cli import add_replay_parser
@@ -169,26 +179,58 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_audit_parser(sub)
 
+    from engine.runtime.control_cli import add_ctl_parser
+
+    add_ctl_parser(sub, _load)
+
     # `crot watchdog ...` is dispatched in main() before this parser (its own options, then the
     # command after --); this entry lists it in `crot --help`.
     sub.add_parser("watchdog", help="run the bot (e.g. -- crot-tui --no-ui --live) and restart it when it "
-                   "exits or its heartbeat stalls; see crot watchdog --help", add_help=False)
+                   "exits or its heartbeat stalls; see crot watchdog --help", add_help=False,
+                   description="Run the bot and restart it when it exits or its heartbeat stalls "
+                               "(crot watchdog --help).")
 
-    p = csub.add_parser("migrate", help="convert a reference-bot .env into a CROT .env (reports every change)")
+    p = csub.add_parser("migrate", help="convert a reference-bot .env into a CROT .env (reports every change)",
+                        description="Convert a reference-bot .env into a CROT .env; every renamed, converted or "
+                                    "dropped key is reported, secret values are never printed.")
     p.add_argument("old_env", metavar="OLD.env", help="the reference bot's .env")
     p.add_argument("--out", default=".env", help="CROT settings file to write (default: .env)")
     p.add_argument("--force", action="store_true", help="replace --out if it exists")
     p.add_argument("--dry-run", action="store_true", help="report what would be done, write nothing")
     p.set_defaults(func=cmd_config_migrate)
 
-    p = csub.add_parser("docs", help="print (or --write) the generated settings reference")
-    p.add_argument("--write", metavar="FILE")
+    p = csub.add_parser("docs", help="print (or --write) the generated settings reference",
+                        description="Print the generated settings reference (docs/SETTINGS.md).")
+    p.add_argument("--write", metavar="FILE", help="write it to FILE instead of printing it")
     p.set_defaults(func=lambda a: _write_or_print(settings_doc(), a.write))
 
-    p = csub.add_parser("strategy", help="print (or --write) the generated strategy document (docs/STRATEGY.md)")
-    p.add_argument("--write", metavar="FILE")
+    p = csub.add_parser("strategy", help="print (or --write) the generated strategy document (docs/STRATEGY.md)",
+                        description="Print the generated strategy document (docs/STRATEGY.md): the gates "
+                                    "and settings as the engine runs them.")
+    p.add_argument("--write", metavar="FILE", help="write it to FILE instead of printing it")
     p.set_defaults(func=cmd_config_strategy)
+    _describe(parser)
     return parser
+
+
+def subcommands(parser: argparse.ArgumentParser) -> dict[str, tuple[argparse.ArgumentParser, str]]:
+    """Every (sub)command of `parser`, by its words ('config check'): its parser and one-line help."""
+    out: dict[str, tuple[argparse.ArgumentParser, str]] = {}
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            helps = {a.dest: a.help or "" for a in action._choices_actions}
+            for name, child in action.choices.items():
+                words = child.prog.removeprefix("crot ").strip()
+                out[words] = (child, helps.get(name, ""))
+                out.update(subcommands(child))
+    return out
+
+
+def _describe(parser: argparse.ArgumentParser) -> None:
+    """A (sub)command without its own description shows its one-line help in `--help`."""
+    for child, help_text in subcommands(parser).values():
+        if not child.description and help_text:
+            child.description = help_text[:1].upper() + help_text[1:] + ("" if help_text.endswith(".") else ".")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -78,6 +78,7 @@ def make(server: LoopbackServer, *, hostnames=None, timeout_ms=2_000, attempts=3
     # the fake HTX venue (tests/test_htx_documented.py)
     config = HtxConfig(
         confirm_orders=confirm_orders,
+        check_filled_ids=False,  # the fills read before a first order: tests/test_exchange_contract.py
         api_key=API_KEY,
         secret=SECRET,
         hostnames=hostnames or (server.host,),

@@ -1,4 +1,6 @@
-"""Snapshots of every screen at 80x24 and 120x40 (pytest-textual-snapshot).
+"""Snapshots of every screen (dashboard, inspector, settings, help, summary, confirm) at 80x24
+(SSH + tmux) and 160x48, the dashboard at 120x40 too, and each dashboard pane alone at 80x24
+(pytest-textual-snapshot). tests/test_tui_layout.py checks the same layouts for cut columns.
 
 The feed is `crot_tui.testing.synthetic_recording()`: a fixed, hand-built stream of real event
 types (positions, stops, a missing stop, gates, a regime change, a blocked premium, a trade), so
@@ -10,18 +12,22 @@ Update after an intended change with: pytest tests/test_tui_snapshots.py --snaps
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 
 import pytest
 
 pytest.importorskip("pytest_textual_snapshot")
 
+from tui_kit import settle as settled
 from crot_tui.app import CrotApp  # noqa: E402
 from crot_tui.host import EngineHost  # noqa: E402
+from crot_tui.screens.confirm import ConfirmScreen  # noqa: E402
 from crot_tui.testing import FAST_ENV, fast_settings, feed_runner, synthetic_recording, write_env  # noqa: E402
 
-SIZES = [(80, 24), (120, 40)]
+SIZES = [(80, 24), (160, 48)]
+SIZE_IDS = ["80x24", "160x48"]
+DASHBOARD_SIZES = [(80, 24), (120, 40), (160, 48)]
+DASHBOARD_IDS = ["80x24", "120x40", "160x48"]
 
 
 @pytest.fixture(scope="module")
@@ -37,22 +43,35 @@ def app(recording, tmp_path, monkeypatch) -> CrotApp:
     return CrotApp(host, env_path=Path(".env"), show_summary=False)
 
 
-async def settled(pilot) -> None:
-    app = pilot.app
-    await asyncio.wait_for(app.engine_done.wait(), 60)
-    for _ in range(3):
-        await pilot.pause()
-    app.drain_now()
-    app.flush()
-    await pilot.pause()
 
 
-@pytest.mark.parametrize("size", SIZES, ids=["80x24", "120x40"])
+@pytest.mark.parametrize("size", DASHBOARD_SIZES, ids=DASHBOARD_IDS)
 def test_dashboard(snap_compare, app, size) -> None:
     assert snap_compare(app, terminal_size=size, run_before=settled)
 
 
-@pytest.mark.parametrize("size", SIZES, ids=["80x24", "120x40"])
+@pytest.mark.parametrize("key", ["2", "4", "5", "6", "7"], ids=["stops", "account", "regime", "premium", "log"])
+def test_dashboard_pane_80x24(snap_compare, app, key) -> None:
+    """At 80x24 the dashboard shows one pane at a time, across the whole width."""
+    async def run_before(pilot) -> None:
+        await settled(pilot)
+        await pilot.press(key)
+        await pilot.pause()
+
+    assert snap_compare(app, terminal_size=(80, 24), run_before=run_before)
+
+
+def test_dashboard_positions_scrolled_80x24(snap_compare, app) -> None:
+    """A table wider than its pane says so in its title: '→ more', then '← more' at the end."""
+    async def run_before(pilot) -> None:
+        await settled(pilot)
+        await pilot.press("1", *["right"] * 12)
+        await pilot.pause()
+
+    assert snap_compare(app, terminal_size=(80, 24), run_before=run_before)
+
+
+@pytest.mark.parametrize("size", DASHBOARD_SIZES, ids=DASHBOARD_IDS)
 def test_dashboard_gates_pane(snap_compare, app, size) -> None:
     async def run_before(pilot) -> None:
         await settled(pilot)
@@ -61,7 +80,7 @@ def test_dashboard_gates_pane(snap_compare, app, size) -> None:
     assert snap_compare(app, terminal_size=size, run_before=run_before)
 
 
-@pytest.mark.parametrize("size", SIZES, ids=["80x24", "120x40"])
+@pytest.mark.parametrize("size", SIZES, ids=SIZE_IDS)
 def test_inspector(snap_compare, app, size) -> None:
     async def run_before(pilot) -> None:
         await settled(pilot)
@@ -71,7 +90,7 @@ def test_inspector(snap_compare, app, size) -> None:
     assert snap_compare(app, terminal_size=size, run_before=run_before)
 
 
-@pytest.mark.parametrize("size", SIZES, ids=["80x24", "120x40"])
+@pytest.mark.parametrize("size", SIZES, ids=SIZE_IDS)
 def test_settings(snap_compare, app, size) -> None:
     async def run_before(pilot) -> None:
         await settled(pilot)
@@ -119,7 +138,7 @@ def test_no_snapshot_shows_a_secret() -> None:
         assert "NeverShowThisKey42" not in svg.read_text(), svg.name
 
 
-@pytest.mark.parametrize("size", SIZES, ids=["80x24", "120x40"])
+@pytest.mark.parametrize("size", SIZES, ids=SIZE_IDS)
 def test_help(snap_compare, app, size) -> None:
     async def run_before(pilot) -> None:
         await settled(pilot)
@@ -128,8 +147,50 @@ def test_help(snap_compare, app, size) -> None:
     assert snap_compare(app, terminal_size=size, run_before=run_before)
 
 
-def test_demo_summary(snap_compare, recording, tmp_path, monkeypatch) -> None:
+@pytest.mark.parametrize("size", SIZES, ids=SIZE_IDS)
+def test_demo_summary(snap_compare, recording, tmp_path, monkeypatch, size) -> None:
     monkeypatch.chdir(tmp_path)
     host = EngineHost(fast_settings(), mode="demo", runner=feed_runner(recording))
     app = CrotApp(host, env_path=Path(".env"), show_summary=True)
-    assert snap_compare(app, terminal_size=(80, 24), run_before=settled)
+    assert snap_compare(app, terminal_size=size, run_before=settled)
+
+
+@pytest.mark.parametrize("size", SIZES, ids=SIZE_IDS)
+def test_confirm(snap_compare, app, size) -> None:
+    """The question a live bot asks before it quits (pushed directly: the demo never asks)."""
+    async def run_before(pilot) -> None:
+        await settled(pilot)
+        pilot.app.push_screen(ConfirmScreen("Stop real-money trading and quit? The engine finishes its current "
+                                            "cycle; stop-loss orders stay on the exchange.", yes="Stop and quit",
+                                            no="Keep running"))
+        await pilot.pause()
+
+    assert snap_compare(app, terminal_size=size, run_before=run_before)
+
+
+def test_settings_drop_unsaved_confirm(snap_compare, app) -> None:
+    async def run_before(pilot) -> None:
+        screen = await _settings_search(pilot, "hard_stop_loss_pct")
+        screen.query_one("#input-HARD_STOP_LOSS_PCT").value = "0.03"
+        await pilot.pause()
+        screen.query_one("#settings-groups").focus()
+        await pilot.press("escape")
+        await pilot.pause()
+
+    assert snap_compare(app, terminal_size=(80, 24), run_before=run_before)
+
+
+def test_settings_overrides_in_use(snap_compare, recording, tmp_path, monkeypatch) -> None:
+    """The shared view lists the LONG_/SHORT_ overrides of a per-side setting."""
+    monkeypatch.chdir(tmp_path)
+    write_env(Path(".env"), FAST_ENV + "HARD_STOP_LOSS_PCT=0.015\nLONG_HARD_STOP_LOSS_PCT=0.02\n"
+              "SHORT_HARD_STOP_LOSS_PCT=0.01\n")
+    host = EngineHost(fast_settings(), mode="demo", runner=feed_runner(recording))
+    app = CrotApp(host, env_path=Path(".env"), show_summary=False)
+
+    async def run_before(pilot) -> None:
+        screen = await _settings_search(pilot, "hard_stop_loss_pct")
+        screen.query_one("#settings-groups").focus()
+        await pilot.pause()
+
+    assert snap_compare(app, terminal_size=(80, 24), run_before=run_before)

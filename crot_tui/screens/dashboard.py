@@ -25,8 +25,12 @@ PANES = [
     ("premium", "6 Premium"),
     ("log", "7 Log"),
 ]
-COMPACT_WIDTH = 110
+#: below this size one pane at a time; at 120 columns side by side every key column still fits
+#: (tests/test_tui_layout.py), narrower the right column would cut Stops' and Premium's status
+COMPACT_WIDTH = 120
 COMPACT_HEIGHT = 32
+#: from this width on the right column is wide enough for every column of Stops and Premium
+WIDE_WIDTH = 150
 
 
 class PaneTabs(Tabs, can_focus=False):
@@ -43,6 +47,8 @@ class DashboardScreen(Screen):
         Binding("slash", "app.command_palette", "Search", key_display="/"),
         Binding("q", "app.quit", "Quit"),
         Binding("i", "inspect", "Inspect coin", show=False),
+        Binding("h", "trades", "Trades", tooltip="Closed trades: filter, sort, Enter for the detail"),
+        Binding("enter", "position_detail", "Position detail", show=False, priority=True),
         Binding("tab", "next_pane", "Next pane", show=False),
         Binding("shift+tab", "previous_pane", "Previous pane", show=False),
         Binding("space", "playback", "Pause demo playback", show=False),
@@ -80,7 +86,9 @@ class DashboardScreen(Screen):
 
     def _layout(self) -> None:
         w, h = self.app.size
-        self.set_class(w < COMPACT_WIDTH or h < COMPACT_HEIGHT, "-compact")
+        compact = w < COMPACT_WIDTH or h < COMPACT_HEIGHT
+        self.set_class(compact, "-compact")
+        self.set_class(not compact and w >= WIDE_WIDTH, "-wide")
 
     @property
     def compact(self) -> bool:
@@ -150,6 +158,29 @@ class DashboardScreen(Screen):
 
     def action_slower(self) -> None:
         self.app.change_speed(0.5)  # type: ignore[attr-defined]
+
+    def action_trades(self) -> None:
+        from .trades import open_trades
+
+        open_trades(self.app)
+
+    def action_position_detail(self) -> None:
+        """Enter on a position: its orders, fills, stops and entry decision (elsewhere Enter
+        does what the focused widget does)."""
+        from textual.actions import SkipAction
+
+        focused = self.focused
+        if not isinstance(focused, KeyedTable) or focused.id != "positions-table":
+            raise SkipAction()
+        key = focused.current_key()
+        if key is None or ":" not in key:
+            raise SkipAction()
+        side, symbol = key.split(":", 1)
+        profile = next((p.profile for p in self.app.state.all_positions()  # type: ignore[attr-defined]
+                        if p.side == side and p.symbol == symbol), side)
+        from .detail import open_detail
+
+        open_detail(self.app, profile, symbol)
 
     def action_inspect(self) -> None:
         table = self.query_one("#rejections-table", KeyedTable)

@@ -19,6 +19,10 @@ KEYS = [
         ("tab / shift+tab", "next / previous pane"),
         ("up/down, left/right", "move in a table; left/right scroll a table wider than its pane"),
         ("enter / i", "in the gates pane: inspect the coin (every gate, both sides)"),
+        ("enter", "in the positions pane: the position's orders, fills, stop moves and entry decision"),
+        ("h", "closed trades: filter, sort, Enter for a trade's detail"),
+        ("/ (in the log)", "filter the event log: words, -word, kind:order,stop, level:warn; esc clears"),
+        ("w (in the log)", "the log's minimum level: all, warnings and errors, errors"),
         ("e", "settings editor"),
         ("/ , ctrl+p", "command palette: every action, every coin, every theme"),
         ("t", "next colour theme"),
@@ -31,6 +35,16 @@ KEYS = [
         ("tab", "switch between the long and the short decision"),
         ("[ / ]", "previous / next coin"),
         ("esc", "back to the dashboard"),
+    ]),
+    ("Closed trades", [
+        ("/ or f", "filter as you type: symbol, side, profile or exit reason; -word drops; win / loss"),
+        ("s / r", "sort by the next column / reverse the order (or click a column header)"),
+        ("enter", "the trade's detail: orders, fills, stop moves and the gate decision that opened it"),
+        ("esc", "back (in the filter line: clear it)"),
+    ]),
+    ("Position and trade detail", [
+        ("tab", "switch between the timeline (orders, fills, stops) and the entry decision's gates"),
+        ("esc", "back"),
     ]),
     ("Settings editor", [
         ("/", "search keys and descriptions (esc clears the search)"),
@@ -51,7 +65,8 @@ PANES = [
     ("Account", "equity and change since start, free and used margin, margin use, PnL, fees, equity curve"),
     ("Regime", "the macro (gold/BTC RSI) regime, its effect on budgets and entries, and every change"),
     ("Premium", "HTX price against the MEXC reference: premium, 1-minute divergence, reference age, blocks"),
-    ("Log", "orders, stops, closed trades, regime changes, repairs, errors and status, in engine time"),
+    ("Log", "orders, stops, closed trades, regime changes, repairs, errors and status, in engine time; "
+            "the last 5000 lines, / filters them"),
 ]
 
 

@@ -98,7 +98,7 @@ class InspectorScreen(Screen):
     def update_state(self, state: UiState) -> None:
         colors = getattr(self.app, "tones", {})
         closes = [c for _, c in state.closes.get(self.symbol, ())]
-        title = Text(no_wrap=True, overflow="ellipsis")
+        title = Text()
         title.append(f" {short_symbol(self.symbol)} ", style="bold reverse")
         if closes:
             title.append(f"  close {fmt.price(closes[-1])}")

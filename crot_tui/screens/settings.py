@@ -44,11 +44,14 @@ SEARCH_DELAY_S = 0.15
 SHORT_TITLES = {
     "profiles": "Profiles & coins", "secrets": "API keys", "exchange": "Exchange", "signal": "Signal",
     "entry": "Entry gates", "sizing": "Sizing & caps", "fees": "Fees", "averaging": "Averaging",
-    "exits": "Exits", "account": "Account guard", "volatility": "Volatility", "macro": "Macro regime",
-    "reference": "Reference price", "hedge": "BTC hedge", "monitoring": "Monitoring & logs",
+    "exits": "Exits", "account": "Account guard", "protections": "Protections", "volatility": "Volatility",
+    "macro": "Macro regime", "reference": "Reference price", "hedge": "BTC hedge", "monitoring": "Monitoring",
     "runtime": "Runtime",
 }
 RESTART_NOTE = "restart the bot to apply (the running engine keeps the settings it started with)"
+#: how long a save notice stays (it also clears on the next edit); risk warnings stay longer
+NOTICE_S = 6.0
+DANGER_NOTICE_S = 30.0
 
 
 def read_raw(path: Path) -> dict[str, str]:
@@ -99,6 +102,34 @@ class SettingField(Vertical):
             return f"{inherited} (shared)"
         return self.default_text()
 
+    def overrides(self) -> dict[str, str]:
+        """For the shared value of a per-side setting: the LONG_/SHORT_ overrides in use (set in
+        .env, or edited and not saved yet), side -> value; {} otherwise."""
+        if self.key != self.info.key or self.info.scope != "side":
+            return {}
+        pending, out = self.editor.pending, {}
+        for side in ("long", "short"):
+            k = f"{PREFIX[side]}{self.key}"
+            raw = pending[k] if k in pending else self.editor.raw.get(k)
+            if raw is not None:
+                out[side] = "***" if self.info.secret and raw else raw
+        return out
+
+    def overrides_text(self) -> Text:
+        over = self.overrides()
+        t = Text()
+        if not over:
+            return t
+        t.append("per side in use: ", style="dim")
+        for n, side in enumerate(("long", "short")):
+            if n:
+                t.append(" / ", style="dim")
+            if side in over:
+                t.append(f"{side} {over[side]}", style="bold")
+            else:
+                t.append(f"{side} = shared", style="dim")
+        return t
+
     def default_text(self) -> str:
         if self.info.secret:
             return "empty"
@@ -119,9 +150,11 @@ class SettingField(Vertical):
         with Horizontal(classes="setting-row"):
             yield self._make_editor()
             yield Static(classes="setting-status", id=f"status-{self.key}")
+        # right under the editor: an error is seen where the value was typed
+        yield Static(classes="setting-error", id=f"error-{self.key}")
+        yield Static(classes="setting-overrides", id=f"overrides-{self.key}")
         yield Static(Text(f"default {self.default_text()} · {info.expected()}", style="dim"),
                      classes="setting-hint")
-        yield Static(classes="setting-error", id=f"error-{self.key}")
 
     def _make_editor(self) -> Any:
         info, key = self.info, self.key
@@ -152,7 +185,7 @@ class SettingField(Vertical):
     def refresh_status(self) -> None:
         info = self.info
         state = self.editor.field_state(self.key)
-        status = Text(no_wrap=True, overflow="ellipsis")
+        status = Text()  # wraps on a narrow terminal rather than cutting the value in use
         label = {"unsaved": "● unsaved", "set": "set in .env", "unset": "not set"}[state]
         status.append(label, style="bold" if state == "unsaved" else "dim")
         if info.secret:
@@ -161,11 +194,24 @@ class SettingField(Vertical):
             status.append(f" · in use: {self.effective_text()}", style="dim")
         self.query_one(f"#status-{self.key}", Static).update(status)
         self.set_class(state == "unsaved", "-unsaved")
+        over = self.query_one(f"#overrides-{self.key}", Static)
+        over_text = self.overrides_text()
+        over.update(over_text)
+        over.set_class(bool(over_text.plain), "-visible")
         error = self.editor.errors.get(self.key)
         err = self.query_one(f"#error-{self.key}", Static)
+        was_visible = err.has_class("-visible")
         err.update(Text(f"✗ {error}") if error else "")
         err.set_class(bool(error), "-visible")
         self.set_class(bool(error), "-invalid")
+        if error and not was_visible:
+            self.call_after_refresh(self.show_error)
+
+    def show_error(self) -> None:
+        """Scroll the list so the field's error line is on screen (it may sit below the fold)."""
+        err = self.query_one(f"#error-{self.key}", Static)
+        if err.has_class("-visible"):
+            err.scroll_visible(animate=False)
 
     def reset_editor(self) -> None:
         """Show what a reset left: the editor shows the default/inherited value again."""
@@ -201,6 +247,8 @@ class SettingsScreen(Screen):
         self._shown: list[str] = []
         self._search_timer: Timer | None = None
         self._group_timer: Timer | None = None
+        self._notice_timer: Timer | None = None
+        self.notice = False  # a save result is shown in the message line (cleared by the next edit)
         self.populated = asyncio.Event()  # set when the visible fields are all mounted
 
     # -- layout -----------------------------------------------------------------------------
@@ -224,7 +272,7 @@ class SettingsScreen(Screen):
 
     async def on_mount(self) -> None:
         self._refresh_header()
-        self._message(Text(f"ctrl+s saves the changed keys to {self.path}; {RESTART_NOTE}.", style="dim"))
+        self._message(self._hint())
         groups = self.query_one("#settings-groups", OptionList)
         groups.highlighted = 0
         self._show()
@@ -247,8 +295,29 @@ class SettingsScreen(Screen):
             side.append(f" {label} ", style="bold reverse" if mode == self.side else "dim")
         self.query_one("#settings-side", Static).update(side)
 
+    def _hint(self) -> Text:
+        return Text(f"ctrl+s saves the changed keys to {self.path}; {RESTART_NOTE}.", style="dim")
+
     def _message(self, text: Text | str) -> None:
         self.query_one("#settings-message", Static).update(text)
+
+    def _notice(self, text: Text, clear_after: float | None = NOTICE_S) -> None:
+        """A save result: shown until the next edit, or for `clear_after` seconds."""
+        self._message(text)
+        self.notice = True
+        if self._notice_timer is not None:
+            self._notice_timer.stop()
+            self._notice_timer = None
+        if clear_after is not None:
+            self._notice_timer = self.set_timer(clear_after, self.clear_notice)
+
+    def clear_notice(self) -> None:
+        if self._notice_timer is not None:
+            self._notice_timer.stop()
+            self._notice_timer = None
+        if self.notice:
+            self.notice = False
+            self._message(self._hint())
 
     # -- which fields -----------------------------------------------------------------------
     def _visible_infos(self) -> tuple[str, list[SettingInfo]]:
@@ -385,6 +454,7 @@ class SettingsScreen(Screen):
 
     def _set_pending(self, key: str, new: str | None, *, unchanged: bool = False) -> None:
         """Record an edit (None = remove the key from .env) and validate it inline."""
+        self.clear_notice()
         if unchanged:
             self.pending.pop(key, None)
             self.errors.pop(key, None)
@@ -403,7 +473,20 @@ class SettingsScreen(Screen):
         f = self.field(key)
         if f is not None:
             f.refresh_status()
+        if key != (shared := self._shared_key(key)):  # an override: the shared field lists it
+            g = self.field(shared)
+            if g is not None:
+                g.refresh_status()
         self._refresh_header()
+
+    @staticmethod
+    def _shared_key(key: str) -> str:
+        for prefix in ("LONG_", "SHORT_"):
+            if key.startswith(prefix):
+                info = lookup(key[len(prefix):])
+                if info is not None and info.scope == "side":
+                    return info.key
+        return key
 
     # -- actions ----------------------------------------------------------------------------
     def action_search(self) -> None:
@@ -456,13 +539,14 @@ class SettingsScreen(Screen):
     def action_save(self) -> None:
         if self.errors:
             keys = ", ".join(sorted(self.errors))
-            self._message(Text(f"✗ not saved: fix the invalid value(s) first: {keys}", style="bold red"))
+            self._notice(Text(f"✗ not saved: fix the invalid value(s) first: {keys}", style="bold red"), None)
             f = self.field(sorted(self.errors)[0])
             if f is not None:
                 f.query_one(".setting-input").focus()
+                f.call_after_refresh(f.show_error)
             return
         if not self.pending:
-            self._message(Text("nothing to save: no setting was changed", style="dim"))
+            self._notice(Text("nothing to save: no setting was changed", style="dim"))
             return
         changes = dict(self.pending)
         try:
@@ -481,11 +565,12 @@ class SettingsScreen(Screen):
                             f = self.field(k)
                             if f is not None:
                                 f.refresh_status()
-            self._message(lines)
+            self._notice(lines, None)
             self._refresh_header()
             return
         except OSError as exc:
-            self._message(Text(f"✗ not saved: cannot write {self.path}: {exc.strerror or exc}", style="bold red"))
+            self._notice(Text(f"✗ not saved: cannot write {self.path}: {exc.strerror or exc}", style="bold red"),
+                         None)
             return
         self.raw = read_raw(self.path)
         self.pending.clear()
@@ -497,7 +582,7 @@ class SettingsScreen(Screen):
         dangers = danger_warnings(saved)
         for w in dangers:  # legal but risky (a 50% stop, no stop at all): said where it was typed
             message.append(f"\n⚠ {w}", style="bold yellow")
-        self._message(message)
+        self._notice(message, DANGER_NOTICE_S if dangers else NOTICE_S)
         self._refresh_header()
         if dangers:
             self.notify(f"saved; {len(dangers)} risk warning(s): read them before you restart", title="Settings",

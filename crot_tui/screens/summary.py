@@ -30,7 +30,7 @@ def summary_renderable(s: Any) -> Group:
     t.add_row("funding", f"{s.funding:+.4f} ({s.funding_events} settlements, in the PnL; - = paid)")
     parts: list[Any] = [t]
     if s.rejections:
-        r = Table(title="First failing gate (symbol x candle)", title_style="bold")
+        r = Table(title="First failing gate (symbol x candle)", title_style="bold", min_width=40)
         r.add_column("gate")
         r.add_column("count", justify="right")
         for name, count in list(s.rejections.items())[:8]:

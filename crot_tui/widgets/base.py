@@ -7,6 +7,8 @@ from typing import Any, Iterable, Sequence
 from rich.text import Text
 from textual import on
 from textual.containers import Vertical
+from textual.events import Resize
+from textual.geometry import Size
 from textual.widget import Widget
 from textual.widgets import DataTable
 
@@ -23,11 +25,24 @@ class Pane(Vertical):
     LISTENS: tuple[type[StateMessage], ...] = ()
     TITLE = ""
     KEY = ""  # the number key that shows/focuses it
+    #: the column keys (of the pane's table) that must stay fully visible at 80x24
+    KEY_COLUMNS: tuple[str, ...] = ()
 
     def __init__(self, **kw: Any) -> None:
         kw.setdefault("classes", "pane")
         super().__init__(**kw)
-        self.border_title = f"{self.KEY} {self.TITLE}" if self.KEY else self.TITLE
+        self.more = ""
+        self.border_title = self._title()
+
+    def _title(self) -> str:
+        title = f"{self.KEY} {self.TITLE}" if self.KEY else self.TITLE
+        return f"{title} [dim]{self.more}[/]" if self.more else title
+
+    def set_more(self, hint: str) -> None:
+        """Show (or clear) the hint that the pane's table is wider than the pane: '→ more'."""
+        if hint != self.more:
+            self.more = hint
+            self.border_title = self._title()
 
     def on_mount(self) -> None:
         listen = getattr(self.app, "listen", None)
@@ -79,8 +94,48 @@ class KeyedTable(DataTable):
         super().__init__(**kw)
         self._spec = list(columns)
         self._cells: dict[str, tuple[Any, ...]] = {}
+        self.more = ""  # '→ more' / '← more' / '← → more' when the columns are wider than the table
         for key, label, width in self._spec:
             self.add_column(label, key=key, width=width)
+
+    # -- "this table scrolls": a hint in the pane title when columns are cut ---------------------
+    def column_extent(self, key: str) -> int:
+        """Where the column `key` ends (cells from the table's left edge, unscrolled)."""
+        end = self._row_label_column_width
+        for k, column in self.columns.items():
+            end += column.get_render_width(self)
+            if k.value == key:
+                return end
+        raise KeyError(key)
+
+    def more_hint(self) -> str:
+        visible = self.scrollable_content_region.width
+        if not visible or self.virtual_size.width <= visible:
+            return ""
+        left = self.scroll_x > 0
+        rightward = self.scroll_x < self.max_scroll_x
+        return "← → more" if left and rightward else "→ more" if rightward else "← more" if left else ""
+
+    def _update_more(self) -> None:
+        hint = self.more_hint()
+        if hint == self.more:
+            return
+        self.more = hint
+        node = self.parent
+        while node is not None and not isinstance(node, Pane):
+            node = node.parent
+        if isinstance(node, Pane):
+            node.set_more(hint)
+
+    def watch_virtual_size(self, size: Size) -> None:
+        self.call_after_refresh(self._update_more)
+
+    def watch_scroll_x(self, old_value: float, new_value: float) -> None:
+        super().watch_scroll_x(old_value, new_value)
+        self._update_more()
+
+    def on_resize(self, event: Resize) -> None:
+        self.call_after_refresh(self._update_more)
 
     @property
     def keys(self) -> list[str]:

@@ -39,8 +39,9 @@ def ladder_text(p: Any) -> str:
 
 
 class PositionsPane(Pane):
-    TITLE = "Positions"
+    TITLE = "Positions (Enter: detail)"
     KEY = "1"
+    KEY_COLUMNS = ("symbol", "side", "size", "entry", "pnl", "stop", "dist")
     LISTENS = (PositionsChanged, StopsChanged)
 
     def compose(self) -> ComposeResult:

@@ -15,13 +15,15 @@ COLUMNS = [
     ("premium", "prem bps", None),
     ("div", "1m div", None),
     ("age", "ref age", None),
-    ("status", "status", 34),
+    ("status", "status", None),  # ok / BLOCKED / no ref: short, so it stays in view
+    ("reason", "reason", 22),
 ]
 
 
 class PremiumPane(Pane):
     TITLE = "Cross-exchange premium"
     KEY = "6"
+    KEY_COLUMNS = ("symbol", "premium", "div", "age", "status")
     LISTENS = (PremiumChanged,)
 
     def compose(self) -> ComposeResult:
@@ -37,17 +39,18 @@ class PremiumPane(Pane):
             p = state.premium[symbol]
             blocked += p.blocked
             if p.blocked:
-                status = f"BLOCKED {p.reason}"
+                status, reason = "BLOCKED", p.reason
             elif p.premium_bps is None:
-                status = "no reference price"
+                status, reason = "no ref", "no reference price"
             else:
-                status = "ok"
+                status, reason = "ok", ""
             rows[symbol] = (
                 styled(short_symbol(symbol), "bold"),
                 right(fmt.bps(p.premium_bps)),
                 right(fmt.bps(p.divergence_1m_bps)),
                 right(fmt.age_ms(p.reference_age_ms)),
-                styled(status.strip(), f"bold {loss}" if p.blocked else muted),
+                styled(status, f"bold {loss}" if p.blocked else muted),
+                styled(reason.strip(), loss if p.blocked else muted),
             )
         table.sync(rows, order=symbols)
         if blocked:

@@ -40,6 +40,7 @@ def _f(x: Any, digits: int = 1) -> str:
 class RegimePane(Pane):
     TITLE = "Macro regime"
     KEY = "5"
+    KEY_COLUMNS = ("time", "change", "sides")
     LISTENS = (RegimeChanged,)
 
     def compose(self) -> ComposeResult:

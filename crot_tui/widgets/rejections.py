@@ -50,6 +50,7 @@ def score(d: Any) -> str:
 class RejectionsPane(Pane):
     TITLE = "Gates per coin (Enter: inspect)"
     KEY = "3"
+    KEY_COLUMNS = ("symbol", "long", "lscore", "short", "sscore")
     LISTENS = (RejectionsChanged,)
 
     def compose(self) -> ComposeResult:

@@ -53,7 +53,15 @@ class StatusBar(Static):
                     t.append(" playback paused", style=f"bold {warn}")
                 elif host is not None:
                     speed = getattr(host, "speed", 0)
-                    t.append(f" x{speed:g}/s" if speed else " max speed", style=muted)
+                    rate = p.rate()
+                    if rate is None:
+                        t.append(f" x{speed:g}/s" if speed else " max speed", style=muted)
+                    else:  # what the replay really does, and the target when it falls short
+                        t.append(f" {rate:.0f} candles/s", style=muted)
+                        if not speed:
+                            t.append(" (max)", style=muted)
+                        elif rate < 0.9 * speed:
+                            t.append(f" of x{speed:g}", style=warn)
         elif state.finished:
             t.append(f" {state.finished}", style=f"bold {loss}")
         if state.sim_ms:
@@ -71,7 +79,11 @@ class StatusBar(Static):
             t.append(" on " if on else " OFF ", style=f"bold {profit}" if on else f"bold reverse {loss}")
             t.append(" ")
         t.append(" entries ")
-        t.append("PAUSED" if state.paused else "running", style=f"bold reverse {warn}" if state.paused else profit)
+        if state.finished or (host is not None and getattr(host, "remote", False) and not getattr(host, "connected", True)):
+            # the truth: nothing runs entries once the engine stopped or the viewer lost the bot
+            t.append("stopped" if state.finished else "unknown: not connected", style=f"bold reverse {loss}")
+        else:
+            t.append("PAUSED" if state.paused else "running", style=f"bold reverse {warn}" if state.paused else profit)
         a = state.account
         if a is not None:
             t.append("  equity ", style=muted)

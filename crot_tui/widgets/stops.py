@@ -25,6 +25,7 @@ COLUMNS = [
 class StopsPane(Pane):
     TITLE = "Stops on exchange"
     KEY = "2"
+    KEY_COLUMNS = ("symbol", "side", "trigger", "dist", "amount", "status")
     LISTENS = (StopsChanged, PositionsChanged)
 
     def compose(self) -> ComposeResult:

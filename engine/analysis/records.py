@@ -1,10 +1,15 @@
 """Load a run's audit record (the SQLite file or the CSV folders) into pandas DataFrames.
 
 Accepted paths: an audit SQLite file; a data directory holding ``audit.sqlite`` (preferred)
-or profile folders (``long/``, ``short/``); a single profile folder. CSV reading includes the
-rotated files of the archive folder (``csv_archive`` unless given), oldest first, so a long
-run reads back whole. Both sources give the same frames: signals are wide (fixed columns,
-``<gate>_value/_threshold/_passed``, ``f_<feature>``), booleans are bool, numbers float.
+or profile folders (``long/``, ``short/``); a single profile folder. Both readers include the
+rotated files, oldest first, so a long run with retention reads back whole: the SQLite files
+the writer moved into ``audit_archive/`` next to ``audit.sqlite`` (``<dir>-audit.<UTC time>Z
+.sqlite``), the CSV files of the archive folder (``csv_archive`` unless given). Every row is in
+exactly one file (a rotation moves a whole file between two batches), so the files are read
+one after the other and nothing is counted twice; the frames are then put in time order. An
+archived SQLite file given as the path is read alone. Both sources give the same frames:
+signals are wide (fixed columns, ``<gate>_value/_threshold/_passed``, ``f_<feature>``),
+booleans are bool, numbers float.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from engine.store.audit_files import archived_files
 from engine.store.audit_schema import (
     ARCHIVE_DIR_NAME,
     COLUMNS,
+    DB_ARCHIVE_DIR_NAME,
     DB_NAME,
     FEATURE_COLUMNS,
     FILE_NAMES,
@@ -29,7 +35,7 @@ from engine.store.audit_schema import (
 )
 from engine.store.audit_signals import signal_tables, signals_frame
 
-__all__ = ["RunRecord", "find_profile_dirs", "load_run"]
+__all__ = ["RunRecord", "find_profile_dirs", "load_run", "sqlite_files"]
 
 _BOOL = frozenset(("valid", "entry_valid", "add_valid", "selected", "reduce_only", "fatal", "blocked", "f_warm"))
 _TEXT = frozenset(("time", "profile", "symbol", "side", "first_rejection", "rejections", "event", "purpose",
@@ -55,6 +61,7 @@ class RunRecord:
     external: pd.DataFrame
     gates: tuple[str, ...] = ()
     gate_kinds: dict[str, str] = field(default_factory=dict)
+    files: tuple[str, ...] = ()  # the SQLite files read, oldest first (archives, then the current one)
 
     @property
     def profiles(self) -> tuple[str, ...]:
@@ -135,10 +142,8 @@ def _expand_signals(df: pd.DataFrame) -> tuple[pd.DataFrame, tuple[str, ...], di
     return pd.concat([base, wide], axis=1), tuple(order), kinds
 
 
-def _load_sqlite(path: Path, *, fast: bool = True) -> RunRecord:
-    """A SQLite record. Schema 2 (``audit_signal_rows``) is read through ``signals_frame``:
-    the typed row table, without the JSON of the ``audit_signals`` view (the same record,
-    several times faster); ``fast=False`` (and a schema-1 file) expands the view's JSON."""
+def _sqlite_parts(path: Path, fast: bool) -> tuple[pd.DataFrame, dict[str, pd.DataFrame], tuple[str, ...],
+                                                  dict[str, str]]:
     db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
     try:
         frames = {s: _read_table(db, s) for s in COLUMNS if s != "signals"}
@@ -151,7 +156,57 @@ def _load_sqlite(path: Path, *, fast: bool = True) -> RunRecord:
         db.close()
     if not len(signals):  # as the view gives an empty table: the fixed columns, no gates
         signals, gates, kinds = _empty("signals"), (), {}
-    return _record(str(path), "sqlite", signals, frames, gates, kinds)
+    return signals, frames, gates, kinds
+
+
+def _load_sqlite(path: Path, *, fast: bool = True) -> RunRecord:
+    """One SQLite file. Schema 2 (``audit_signal_rows``) is read through ``signals_frame``:
+    the typed row table, without the JSON of the ``audit_signals`` view (the same record,
+    several times faster); ``fast=False`` (and a schema-1 file) expands the view's JSON."""
+    return _load_sqlite_files([path], str(path), fast=fast)
+
+
+def sqlite_files(db: Path) -> list[Path]:
+    """The SQLite files of a run whose current file is ``db``: its rotated files in
+    ``audit_archive/`` next to it, oldest first, then ``db`` itself if it exists."""
+    return [*archived_files(db, db.parent / DB_ARCHIVE_DIR_NAME), *([db] if db.is_file() else [])]
+
+
+def _concat(parts: list[pd.DataFrame]) -> pd.DataFrame:
+    if len(parts) == 1:
+        return parts[0]
+    full = [p for p in parts if len(p)]
+    if not full:
+        return parts[-1]
+    return pd.concat(full, ignore_index=True, sort=False) if len(full) > 1 else full[0].reset_index(drop=True)
+
+
+def _load_sqlite_files(paths: list[Path], source: str, *, fast: bool = True) -> RunRecord:
+    """Several SQLite files of one run, oldest first: their rows one after the other (gates
+    in first-seen order over the files), then typed and time-ordered as one record."""
+    signals: list[pd.DataFrame] = []
+    frames: dict[str, list[pd.DataFrame]] = {}
+    order: dict[str, None] = {}
+    kinds: dict[str, str] = {}
+    for path in paths:
+        sig, fr, gates, kd = _sqlite_parts(path, fast)
+        signals.append(sig)
+        for stream, frame in fr.items():
+            frames.setdefault(stream, []).append(frame)
+        order.update(dict.fromkeys(gates))
+        for name, kind in kd.items():
+            kinds.setdefault(name, kind)
+    merged = {s: _concat(fs) for s, fs in frames.items()}
+    sig = _concat(signals)
+    if len(paths) > 1 and len(sig):  # the gate columns in the order of the union
+        gate_cols = [f"{n}{suffix}" for n in order for suffix in GATE_SUFFIXES]
+        known = set(gate_cols)
+        rest = [c for c in sig.columns if c not in known and not c.startswith("f_")]
+        feats = [c for c in sig.columns if c.startswith("f_")]
+        sig = sig.reindex(columns=rest + gate_cols + feats)
+    rec = _record(source, "sqlite", sig, merged, tuple(order), kinds)
+    rec.files = tuple(str(p) for p in paths)
+    return rec
 
 
 # --------------------------------------------------------------------------- CSV
@@ -230,12 +285,13 @@ def _record(source: str, kind: str, signals: pd.DataFrame, frames: dict[str, pd.
 def load_run(path: str | Path, archive_dir: str | Path | None = None) -> RunRecord:
     """Read a run's audit record; see the module docstring for the accepted paths."""
     p = Path(path)
-    if p.is_file():
-        return _load_sqlite(p)
+    if p.is_file():  # the current file with its archives; an archived file alone
+        return _load_sqlite_files(sqlite_files(p), str(p))
     if not p.is_dir():
         raise FileNotFoundError(f"no audit record at {p}")
-    if (p / DB_NAME).is_file():
-        return _load_sqlite(p / DB_NAME)
+    files = sqlite_files(p / DB_NAME)
+    if files:
+        return _load_sqlite_files(files, str(p / DB_NAME))
     if not find_profile_dirs(p):
         raise FileNotFoundError(f"{p}: neither {DB_NAME} nor audit CSV files found")
     return _load_csv(p, Path(archive_dir) if archive_dir else None)

@@ -157,6 +157,36 @@ class ReferenceFeed(Protocol):
     async def close(self) -> None: ...
 
 
+@runtime_checkable
+class CandleHistory(Protocol):
+    """Public candle history of a venue, one request per page (`crot download`; HTX, MEXC).
+
+    Rows are ``[open_ms, open, high, low, close, volume_in_coins]``, oldest first, as served
+    (values unchecked, the forming candle included); the window is [since_ms, until_ms) and
+    the caller keeps it within the venue's page limit (2000 candles on HTX and MEXC). Errors
+    are the typed hierarchy, after the adapter's own retries."""
+
+    name: str
+
+    async def load_markets(self, reload: bool = False) -> Mapping[str, Market]: ...
+
+    async def fetch_candles_page(self, symbol: str, timeframe: str, since_ms: int,
+                                 until_ms: int) -> list[list[float]]: ...
+
+    async def close(self) -> None: ...
+
+
+@runtime_checkable
+class FundingHistory(Protocol):
+    """Recorded funding events of a venue, one request per page (`crot download`; HTX).
+
+    ``(funding_time_ms, rate)`` in [since_ms, until_ms), at most ``limit`` rows, in the venue's
+    order; a page of ``limit`` rows may be truncated (the caller narrows the window)."""
+
+    async def fetch_funding_history_page(self, symbol: str, since_ms: int, until_ms: int,
+                                         limit: int) -> list[tuple[int, float]]: ...
+
+
 async def amend_by_cancel_replace(
     exchange: Exchange,
     order: Order,

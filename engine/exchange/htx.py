@@ -21,6 +21,8 @@ What ccxt 4.5.90 actually sends (verified by tests against a loopback server):
 | funding | GET  /v5/market/funding_rate (all; per symbol with contract_code as fallback) |
 | leverage | GET  /v5/position/lever?contract_code=&margin_mode=cross |
 | book top (all) | GET  /linear-swap-ex/market/detail/batch_merged?business_type=swap |
+| candle history page | GET  /linear-swap-ex/market/history/kline?contract_code=&period=&from=&to= (no `size`) |
+| funding history page | GET  /v5/market/funding_rate_history?contract_code=&start_time=&end_time=&limit= |
 
 ccxt traps this adapter guards against:
 
@@ -40,6 +42,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import math
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -159,6 +162,9 @@ class HtxConfig:
     # read a new stop back and check size and trigger; read a post-only entry back, since HTX
     # accepts a crossing post-only order and then cancels it ("limit maker order cancelation")
     confirm_orders: bool = True
+    # read the symbol's recent fills before its first order of the process, so an id that
+    # already filled (HTX then accepts it again as a new order) is never traded twice
+    check_filled_ids: bool = True
     clock_ms: Callable[[], int] = field(default=lambda: int(time.time() * 1000), repr=False)
 
     def __repr__(self) -> str:  # never print credentials
@@ -236,6 +242,8 @@ class HtxExchange:
         self._markets_lock = asyncio.Lock()
         self._cid_locks: dict[int, asyncio.Lock] = {}
         self._placed: OrderedDict[int, Order] = OrderedDict()  # client id -> order, this process
+        # client ids with a fill before this process placed anything on the symbol (see _place)
+        self._filled_before: dict[str, set[int]] = {}
         self._cid_by_order_id: OrderedDict[str, int] = OrderedDict()
         #: end of an HTX 1084 order ban (venue ms); entries are not sent before it
         self.ban_until_ms: int | None = None
@@ -681,6 +689,16 @@ class HtxExchange:
             known = self._placed.get(client_order_id)
             if known is not None:
                 return known
+            if (self.config.check_filled_ids and kind not in ALGO_KINDS
+                    and client_order_id in await self._filled_earlier(symbol, kind)):
+                # HTX: a client_order_id "becomes invalid once the order is fully filled or
+                # canceled", and the venue then accepts it again as a NEW order. An id that
+                # filled before this process started (a restart re-planning a crashed cycle)
+                # is that order: answer with it, never trade twice.
+                found = await self._lookup_placed(symbol, client_order_id, kind)
+                if found is not None:
+                    self._remember(found)
+                    return found
             self._check_ban(kind)
             order = await place_idempotent(
                 create,
@@ -740,6 +758,24 @@ class HtxExchange:
                     if by_id is not None:
                         return replace(by_id, client_order_id=client_order_id)
         return None
+
+    async def _filled_earlier(self, symbol: str, kind: OrderKind) -> set[int]:
+        """Client ids of the fills of `symbol` in the window HTX serves, read once per process
+        and symbol, at its first order (one paged fills read; later fills of this process's
+        own orders are known from `_placed`)."""
+        seen = self._filled_before.get(symbol)
+        if seen is None:
+            now = self.config.clock_ms()
+            try:
+                rows = await self._fills_page(symbol, now - self.config.fills_max_lookback_ms, now)
+            except E.ExchangeError:
+                if kind != "market":
+                    raise  # an entry or exit waits for the check (the next step tries again)
+                log.warning("htx: fills of %s unreadable before a reduce-only close; sent unchecked", symbol)
+                return set()  # a close must not wait (reduce-only: it can only shrink the position)
+            seen = {cid for t in rows if (cid := _as_int_id((t.get("info") or {}).get("client_order_id")))}
+            self._filled_before[symbol] = seen
+        return seen
 
     def _remember(self, order: Order) -> None:
         if order.client_order_id is not None:
@@ -956,6 +992,45 @@ class HtxExchange:
             next_funding_time_ms=parsed.get("nextFundingTimestamp"),
             interval=parsed.get("interval"),
         )
+
+    # ------------------------------------------------------------------ history (crot download)
+
+    async def fetch_candles_page(self, symbol: str, timeframe: str, since_ms: int, until_ms: int) -> list[list[float]]:
+        """One request for the candles of ``symbol`` opening in [since_ms, until_ms), as rows
+        ``[open_ms, open, high, low, close, volume_in_coins]``, oldest first, as the venue
+        served them (the forming candle included when the window reaches it).
+
+        Asked by window (from / to), never with `size`: with `size` HTX ignores from/to and
+        serves the newest candles. HTX serves at most 2000 per request ("size [1,2000]"), so
+        a window is at most 2000 slots. `to` is ``until_ms - 1 s`` (HTX counts in seconds):
+        the last slot is in whether HTX's `to` is inclusive or not, the next one is not.
+        Retries, redacted typed errors and hostname failover as every read of this adapter."""
+        await self._ensure_markets()
+        raw = await self._read(f"candles {symbol}", lambda: self._ccxt.fetch_ohlcv(
+            symbol, timeframe, since=int(since_ms), params={"until": int(until_ms) - 1000}))
+        return [list(r) for r in raw or ()]
+
+    async def fetch_funding_history_page(self, symbol: str, since_ms: int, until_ms: int,
+                                         limit: int) -> list[tuple[int, float]]:
+        """One request for the funding events of ``symbol`` in [since_ms, until_ms), at most
+        ``limit`` rows (HTX: at most 100), as ``(funding_time_ms, rate)`` in the venue's order
+        (undocumented: the caller sorts). A page holding ``limit`` rows may be truncated: ask
+        a narrower window. A rate that is not a finite number is a `MalformedResponse`."""
+        await self._ensure_markets()
+        raw = await self._read(f"funding history {symbol}", lambda: self._ccxt.fetch_funding_rate_history(
+            symbol, since=int(since_ms), limit=int(limit), params={"end_time": int(until_ms) - 1}))
+        out = []
+        for r in raw or ():
+            try:
+                rate = float(r["fundingRate"])
+                ts = int(r["timestamp"])
+            except (TypeError, ValueError, KeyError):
+                raise E.MalformedResponse(f"funding history {symbol}: unreadable row (rate "
+                                          f"{r.get('fundingRate')!r})", venue=VENUE) from None
+            if not math.isfinite(rate):
+                raise E.MalformedResponse(f"funding rate {r['fundingRate']!r} is not a number", venue=VENUE)
+            out.append((ts, rate))
+        return out
 
     async def fetch_leverage(self, symbol: str) -> Decimal | None:
         await self._ensure_markets()

@@ -10,9 +10,22 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from decimal import Decimal
 
+from . import errors as E
 from .base import Exchange, amend_by_cancel_replace
 from .retry import RetryPolicy, place_idempotent, retry_read
-from .types import Balance, BookTop, Fill, FundingRate, Market, Order, OrderKind, Position, PositionSide, Side
+from .types import (
+    Balance,
+    BookTop,
+    Fill,
+    FundingRate,
+    Market,
+    Order,
+    OrderKind,
+    Position,
+    PositionSide,
+    Side,
+    closing_side,
+)
 
 
 class RetryingExchange:
@@ -62,13 +75,27 @@ class RetryingExchange:
     async def fetch_order_book_top(self, symbols: Sequence[str]) -> dict[str, BookTop]:
         return await retry_read(lambda: self.inner.fetch_order_book_top(symbols), self.policy, what="book tops")
 
-    async def _place(self, symbol: str, client_order_id: int, kind: OrderKind, create, what: str) -> Order:
+    async def _place(
+        self, symbol: str, client_order_id: int, kind: OrderKind, create, what: str, *, side: Side, reduce_only: bool
+    ) -> Order:
+        async def lookup() -> Order | None:
+            found = await self.inner.fetch_order(symbol, client_order_id=client_order_id, kind=kind)
+            if found is not None and (found.symbol, found.side, found.kind, found.reduce_only) != (
+                symbol, side, kind, reduce_only
+            ):
+                # The client id names another order (a reuse). Handing it back would report
+                # e.g. a resting buy as the sell just asked for; refuse as the simulator does
+                # and as HTX does for an active id ("Place Order": 1050 "Customer's order
+                # number is repeated"), so every Exchange answers a reuse the same way.
+                raise E.InvalidOrder(
+                    f"client order id {client_order_id} already used by {found.kind} {found.side} "
+                    f"{found.symbol}{' reduce-only' if found.reduce_only else ''}",
+                    venue=self.name,
+                )
+            return found
+
         return await place_idempotent(
-            create,
-            lambda: self.inner.fetch_order(symbol, client_order_id=client_order_id, kind=kind),
-            self.policy,
-            client_order_id=client_order_id,
-            what=what,
+            create, lookup, self.policy, client_order_id=client_order_id, what=what
         )
 
     async def place_post_only(
@@ -81,6 +108,8 @@ class RetryingExchange:
             "limit",
             lambda: self.inner.place_post_only(symbol, side, amount, price, client_order_id, stop_loss=stop_loss),
             f"post-only {side} {symbol}",
+            side=side,
+            reduce_only=False,
         )
 
     async def place_reduce_only_limit(
@@ -92,6 +121,8 @@ class RetryingExchange:
             "limit",
             lambda: self.inner.place_reduce_only_limit(symbol, position_side, amount, price, client_order_id),
             f"reduce-only limit {symbol}",
+            side=closing_side(position_side),
+            reduce_only=True,
         )
 
     async def close_reduce_only_market(
@@ -103,6 +134,8 @@ class RetryingExchange:
             "market",
             lambda: self.inner.close_reduce_only_market(symbol, position_side, amount, client_order_id),
             f"reduce-only market {symbol}",
+            side=closing_side(position_side),
+            reduce_only=True,
         )
 
     async def place_stop_loss(
@@ -114,6 +147,8 @@ class RetryingExchange:
             "stop_loss",
             lambda: self.inner.place_stop_loss(symbol, position_side, amount, trigger_price, client_order_id),
             f"stop-loss {symbol}",
+            side=closing_side(position_side),
+            reduce_only=True,
         )
 
     async def cancel_order(self, order: Order) -> Order:

@@ -51,7 +51,6 @@ import math
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any, Literal
 
@@ -252,8 +251,9 @@ def _one_line(exc: BaseException) -> str:
 
 
 class _HtxHistory:
-    """HTX candle and funding pages through `HtxExchange`'s ccxt client (retries, typed and
-    redacted errors, hostname failover: its `_read`)."""
+    """HTX candle and funding pages through `HtxExchange`'s public history reads
+    (`fetch_candles_page`, `fetch_funding_history_page`: retries, typed and redacted errors,
+    hostname failover as every read of the adapter)."""
 
     name = "htx"
 
@@ -264,21 +264,14 @@ class _HtxHistory:
         return await self.ex.load_markets()
 
     async def candles(self, symbol: str, timeframe: str, lo: int, hi: int) -> list[Candle]:
-        # from = lo, to = the last slot's open + tf - 1 s: the last candle is in whether HTX's
-        # `to` is inclusive or not, the next one is not
-        raw = await self.ex._read(f"candles {symbol}", lambda: self.ex._ccxt.fetch_ohlcv(
-            symbol, timeframe, since=lo, params={"until": hi - 1000}))
-        return [Candle.from_ohlcv(r) for r in raw or ()]
+        return [Candle.from_ohlcv(r) for r in await self.ex.fetch_candles_page(symbol, timeframe, lo, hi)]
 
     async def funding(self, symbol: str, lo: int, hi: int, limit: int) -> list[tuple[int, float]]:
-        raw = await self.ex._read(f"funding history {symbol}", lambda: self.ex._ccxt.fetch_funding_rate_history(
-            symbol, since=lo, limit=limit, params={"end_time": hi - 1}))
         out = []
-        for r in raw or ():
-            rate = float(r["fundingRate"])
-            if not math.isfinite(rate):
-                raise ValueError(f"funding rate {r['fundingRate']!r} is not a number")
-            out.append((int(r["timestamp"]), rate))
+        for t, rate in await self.ex.fetch_funding_history_page(symbol, lo, hi, limit):
+            if not math.isfinite(rate):  # the adapter checks it; a double might not
+                raise ValueError(f"funding rate {rate!r} is not a number")
+            out.append((int(t), float(rate)))
         return out
 
     async def close(self) -> None:
@@ -286,30 +279,18 @@ class _HtxHistory:
 
 
 class _MexcHistory:
-    """MEXC candle pages through `MexcReference`'s ccxt client; `vol` (contracts) -> coins."""
+    """MEXC candle pages through `MexcReference.fetch_candles_page` (volume already in coins)."""
 
     name = "mexc"
 
     def __init__(self, reference: Any):
         self.ref = reference
-        self._markets: Mapping[str, Any] = {}
 
     async def markets(self) -> Mapping[str, Any]:
-        self._markets = await self.ref.load_markets()
-        return self._markets
+        return await self.ref.load_markets()
 
     async def candles(self, symbol: str, timeframe: str, lo: int, hi: int) -> list[Candle]:
-        size = self._markets[symbol].contract_size
-        raw = await self.ref._read(f"candles {symbol}", lambda: self.ref._ccxt.fetch_ohlcv(
-            symbol, timeframe, since=lo, params={"until": hi - 1000}))
-        out = []
-        for r in raw or ():
-            try:
-                volume = float(Decimal(str(r[5])) * size) if r[5] is not None else 0.0
-            except InvalidOperation:
-                raise ValueError(f"volume {r[5]!r} is not a number") from None
-            out.append(Candle.from_ohlcv([r[0], r[1], r[2], r[3], r[4], volume]))
-        return out
+        return [Candle.from_ohlcv(r) for r in await self.ref.fetch_candles_page(symbol, timeframe, lo, hi)]
 
     async def close(self) -> None:
         await self.ref.close()
@@ -461,12 +442,16 @@ async def download(
     progress: Progress | None = None,
     checkpoint_pages: int = 20,
     funding_page: int = HTX_FUNDING_PAGE,
+    htx_exchange: Any = None,
+    reference_feed: Any = None,
 ) -> DownloadReport:
     """Fill ``data_dir`` with the candles opening in [start_ms, end_ms) (end: None or in the
     future = up to the newest closed candle) and the funding events in that range; see the
     module doc. ``htx_config`` / ``mexc_config`` default to the settings' hosts (tests point
-    them at loopback venues). Bad inputs raise DownloadError; per-symbol problems are in the
-    report."""
+    them at loopback venues). ``htx_exchange`` / ``reference_feed``: adapters already built
+    instead (`CandleHistory` and `FundingHistory` / `CandleHistory` of engine.exchange.base:
+    only their public methods are used), closed when the download ends. Bad inputs raise
+    DownloadError; per-symbol problems are in the report."""
     from engine.exchange.htx import HtxConfig, HtxExchange
     from engine.exchange.mexc import MexcConfig, MexcReference
 
@@ -501,8 +486,13 @@ async def download(
     if not want_reference:
         report.notes.append("reference venue: off (EXTERNAL_PRICE_ENABLED=false or --no-reference)")
     loader = _Downloader(folder, timeframe, clock, progress, max(1, checkpoint_pages), funding_page)
-    htx = _HtxHistory(HtxExchange(htx_config))
-    mexc = _MexcHistory(MexcReference(mexc_config or MexcConfig())) if want_reference else None
+    htx = _HtxHistory(htx_exchange if htx_exchange is not None else HtxExchange(htx_config))
+    mexc = None
+    if want_reference:
+        mexc = _MexcHistory(reference_feed if reference_feed is not None
+                            else MexcReference(mexc_config or MexcConfig()))
+    elif reference_feed is not None:
+        await reference_feed.close()
     try:
         try:
             listed = await htx.markets()

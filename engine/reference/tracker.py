@@ -41,6 +41,9 @@ class ReferenceTracker:
         self._cooldown: dict[tuple[str, str], int] = {}
         self._tightened: dict[tuple[str, str], bool] = {}
         self._published: dict[tuple[str, str, str], tuple[bool, str, str]] = {}
+        # the verdict without a reference quote depends on nothing that changes between steps
+        # (no price, no history, no cooldown): computed once per side, purpose and settings
+        self._no_ref: dict[tuple[str, str, int, bool, bool], tuple[ProfileSettings, ReferenceResult]] = {}
 
     # -- input ---------------------------------------------------------------------------------
     def update(self, htx_tops: Mapping[str, BookTop], mexc_tops: Mapping[str, BookTop], now_ms: int) -> None:
@@ -90,13 +93,24 @@ class ReferenceTracker:
         if until is not None and until <= now_ms:
             del self._cooldown[key]
             until = None
+        mexc = self.top("mexc", symbol)
+        ck = None
+        if mexc is None and until is None:
+            ck = (side, purpose, id(p), self.enabled, self._tightened.get(key, False))
+            hit = self._no_ref.get(ck)
+            if hit is not None and hit[0] is p:
+                return hit[1]
         r = check_reference(
-            side, self.top("htx", symbol), self.top("mexc", symbol), now_ms, p,
+            side, self.top("htx", symbol), mexc, now_ms, p,
             lookback=self.lookback(symbol, now_ms, p.external_price_stale_after_ms),
             cooldown_until_ms=until, purpose=purpose, enabled=self.enabled,
             tightened=self._tightened.get(key, False))
         if r.cooldown_until_ms is not None:
             self._cooldown[key] = max(r.cooldown_until_ms, until or 0)
+        elif ck is not None:
+            if len(self._no_ref) > 64:
+                self._no_ref.clear()
+            self._no_ref[ck] = (p, r)
         return r
 
     def gates_for(self, side: str, symbol: str, now_ms: int, p: ProfileSettings) -> tuple[GateResult, ...]:
@@ -110,6 +124,9 @@ class ReferenceTracker:
 
     def tighten_for(self, side: str, symbol: str, now_ms: int, p: ProfileSettings) -> Tighten | None:
         """The exit planner's ``tighten`` for an open position (latched, see premium.tighten_for)."""
+        if not self.enabled or self.top("mexc", symbol) is None:
+            self._tightened[(side, symbol)] = False  # no current reference: nothing to tighten
+            return None
         r = check_reference(side, self.top("htx", symbol), self.top("mexc", symbol), now_ms, p,
                             purpose="averaging", enabled=self.enabled,
                             tightened=self._tightened.get((side, symbol), False))

@@ -13,6 +13,7 @@ from engine.exchange.precision import D
 from engine.exchange.types import PositionSide
 from engine.settings import ProfileSettings
 
+from .account_pnl import AccountView, averaging_guard, budget_scale as account_budget_scale
 from .volatility import recovery_stage_drawdown
 
 
@@ -42,6 +43,8 @@ class AveragingInput:
     macro_allows: bool
     atr_rate: float | None = None
     daily_volatility: float | None = None
+    # the shared account-PnL series as this profile sees it (ACCOUNT_AVERAGING_*); None = unknown
+    account: AccountView | None = None
 
 
 def required_drawdown(p: ProfileSettings, stage: int, atr_rate: float | None,
@@ -92,9 +95,14 @@ def averaging_checks(p: ProfileSettings, a: AveragingInput) -> list[Check]:
               a.pullback_recovered or not p.ema_averaging_require_pullback_recovery),
         Check("macro_allows_averaging", a.macro_allows, True, a.macro_allows),
     ]
+    guard = averaging_guard(p, a.account)
+    if guard.enabled:  # ACCOUNT_AVERAGING_ENABLED: only near an account-PnL trough once it stops falling
+        checks.append(Check("account_pnl_trough", guard.reason, True, guard.allowed))
     return checks
 
 
-def add_notional(p: ProfileSettings, a: AveragingInput, budget_scale: float = 1.0) -> Decimal:
-    """Notional of the next add: current notional x stage fraction (x account guard scale)."""
-    return a.position_notional * D(add_fraction(p, a.stages_done + 1)) * D(budget_scale)
+def add_notional(p: ProfileSettings, a: AveragingInput, budget_scale: float | None = None) -> Decimal:
+    """Notional of the next add: current notional x stage fraction x the account guard's
+    scale (ACCOUNT_AVERAGING_BUDGET_SCALE while the account-averaging guard is on)."""
+    scale = account_budget_scale(p) if budget_scale is None else budget_scale
+    return a.position_notional * D(add_fraction(p, a.stages_done + 1)) * D(scale)

@@ -21,9 +21,10 @@ from engine.exchange.precision import D
 from engine.exchange.types import Market
 from engine.market.candles import Candle, last_closed_open_ts, timeframe_ms
 from engine.reference import ReferenceTracker
+from engine.risk import account_pnl as ap
 from engine.risk.protections import AccountProtections, Lock, ProtectionParams
 from engine.settings import Settings
-from engine.store.state import StateStore
+from engine.store.state import ACCOUNT_KEY, StateStore
 from engine.strategy import EntryContext, FeatureEngine, FeatureParams, GateResult, evaluate, select_entries
 
 from .commands import EngineCommands, EngineFlags
@@ -34,6 +35,8 @@ from .profile import CycleInput, Overlay, ProfileRunner
 from .snapshot import read_snapshot
 
 log = logging.getLogger("crot.engine")
+
+ACCOUNT_PNL_KEY = "account_pnl"  # profile_kv row of the account-PnL guard's series
 
 
 class Engine(EngineCommands):
@@ -88,6 +91,9 @@ class Engine(EngineCommands):
         self._manual: list[ManualRequest] = []  # the operator's requests, run by the next step
         self.frozen: set[str] = set()  # symbols with no new entry and no averaging
         self._now_ms = 0
+        # the account-PnL guard's shared series (both profiles); None: ACCOUNT_PNL_ENABLED off
+        params = ap.series_params(settings.side(s) for s in ("long", "short"))
+        self.account_pnl: ap.AccountPnlSeries | None = ap.AccountPnlSeries(*params) if params else None
         bus.subscribe(self._on_event)
         self.cycles = 0
 
@@ -112,6 +118,15 @@ class Engine(EngineCommands):
             self.bus.publish(ErrorEvent(0, "protections", f"stored protection state unreadable: {exc}"))
         for lk in self.protections.locks:
             self._announce_lock(lk, "in force after the restart", lk.since_ms)
+        if self.account_pnl is not None:
+            # the window, its trough and an armed trailing stop survive a restart (an empty
+            # history would unload at once, average without the guard, or forget the peak)
+            try:
+                self.account_pnl = ap.AccountPnlSeries.from_state(
+                    await self.store._get(ACCOUNT_KEY, ACCOUNT_PNL_KEY), self.account_pnl.window_ms,
+                    self.account_pnl.interval_ms)
+            except Exception as exc:
+                self.bus.publish(ErrorEvent(0, "account-pnl", f"stored account-PnL series unreadable: {exc}"))
         await self._restore_controls()
         self._status("started")
 
@@ -310,6 +325,26 @@ class Engine(EngineCommands):
         except Exception as exc:
             failed("protections", exc)
 
+    def _observe_account_pnl(self, snapshot: Any, now_ms: int, failed: Any) -> None:
+        """One reading of the account's open PnL (both profiles, at the books' mid) for the
+        account-PnL guard; sampled by the series at its interval of the step clock."""
+        if self.account_pnl is None:
+            return
+        try:
+            prices = {s: ProfileRunner._price(snapshot, s, pos) for s, pos in snapshot.positions.items()}
+            self.account_pnl.observe(now_ms, *ap.open_pnl(snapshot.positions.values(), prices, self.markets))
+        except Exception as exc:
+            failed("account-pnl", exc)
+
+    async def _save_account_pnl(self, failed: Any) -> None:
+        if self.account_pnl is None or not self.account_pnl.dirty:
+            return
+        try:
+            await self.store._put(ACCOUNT_KEY, ACCOUNT_PNL_KEY, self.account_pnl.to_state())
+        except Exception as exc:  # tried again at the next sample
+            self.account_pnl.dirty = True
+            failed("account-pnl", exc)
+
     def _blocked_for(self, side: str, now_ms: int) -> str:
         """What stops new risk of `side` now: a position without its stop (either side), or
         an account protection."""
@@ -385,6 +420,7 @@ class Engine(EngineCommands):
                     failed("contexts", exc, side)
         self._now_ms = now_ms
         await self._protections_step(now_ms, snapshot.balance.equity, failed)
+        self._observe_account_pnl(snapshot, now_ms, failed)
         await self.save_controls()
         if self._manual and await self._run_manual(snapshot, now_ms, failed):
             try:
@@ -407,14 +443,17 @@ class Engine(EngineCommands):
                 self.overlays[side] = self.macro[side].overlay(side)
                 extra = self._extra_gates(side, now_ms, snapshot.books) if new_candle else {}
                 decisions = self._decisions(side, extra, now_ms, new_candles, redo=redo) if new_candle else {}
-                no_averaging = {s for s in self.symbols
+                # only a position of this side can be averaged (the check has no side effect)
+                held = {s for s, pos in snapshot.positions.items() if pos.side == side} & set(self.symbols)
+                no_averaging = {s for s in sorted(held)
                                 if not self.reference.averaging_allowed(side, s, now_ms, p)[0]} | self.frozen
                 decisions = {s: (None if s in self.frozen else d) for s, d in decisions.items()}
                 ci = CycleInput(snapshot=snapshot, markets=self.markets, decisions=decisions,
                                 contexts=contexts[side], select=select_entries, entry_context=_entry_context,
                                 claimed=claimed_by[other], overlay=self.overlays[side], new_candle=new_candle,
                                 entries_enabled=self.flags.enabled[side] and not self.flags.paused,
-                                averaging_blocked=no_averaging, risk_blocked=self._blocked_for(side, now_ms))
+                                averaging_blocked=no_averaging, risk_blocked=self._blocked_for(side, now_ms),
+                                account=self.account_pnl)
                 result = await runner.cycle(ci)
                 claimed_by[side] |= set(result.selected)
                 if side == "long":
@@ -445,6 +484,7 @@ class Engine(EngineCommands):
                 await self._protect_all(snapshot, contexts, failed, verify=True)
             except Exception as exc:
                 failed("snapshot", exc)
+        await self._save_account_pnl(failed)
         bal = snapshot.balance
         self.bus.publish(Account(now_ms, bal.equity, bal.free, bal.used_margin, bal.unrealized_pnl,
                                  self.realized, self.fees))
@@ -467,10 +507,15 @@ class Engine(EngineCommands):
                 failed("protection", exc, side)
         return sent
 
+    #: extra entry blockers, each returning "" or why no new entry / averaging may happen (stops
+    #: and exits go on), e.g. the audit record's disk guard (``AuditWriter.block_reason``)
+    entry_blockers: tuple[Callable[[], str], ...] = ()
+
     def risk_blocked(self) -> str:
         """Why no new risk may be taken on either side now ("" when every position of both
-        sides has a confirmed stop)."""
-        return "; ".join(r for r in (self.profiles[s].block_reason() for s in ("long", "short")) if r)
+        sides has a confirmed stop and no entry blocker objects)."""
+        reasons = [self.profiles[s].block_reason() for s in ("long", "short")] + [b() for b in self.entry_blockers]
+        return "; ".join(r for r in reasons if r)
 
     def _announce_block(self, now_ms: int, blocked: str) -> None:
         if blocked == self._blocked:
@@ -478,7 +523,7 @@ class Engine(EngineCommands):
         if blocked:
             self._status(f"new entries and averaging blocked on both sides: {blocked}", now_ms=now_ms)
         else:
-            self._status("every position has its stop again: new entries and averaging allowed", now_ms=now_ms)
+            self._status(f"{_lifted(self._blocked)}: new entries and averaging allowed", now_ms=now_ms)
         self._blocked = blocked
 
     async def _reference_tops(self, with_depth: bool) -> dict[str, Any]:
@@ -616,3 +661,15 @@ def spread_gate(p: Any, book: Any) -> GateResult:
 
 def _entry_context(**kw: Any) -> EntryContext:
     return EntryContext(**kw)
+
+
+def _lifted(was: str) -> str:
+    """What ended a block, in the words of the block ("" when unknown)."""
+    stops = "without a confirmed stop" in was
+    disk = "disk full" in was
+    if stops and not disk:
+        return "every position has its stop again"
+    if disk and not stops:
+        return "the audit record's disk has room again"
+    return "the block is over"
+

@@ -210,6 +210,10 @@ async def run_live(
     try:
         engine = Engine(settings, parts.exchange, store, bus, symbols=symbols, benchmark=benchmark, mode=mode,
                         reference_feed=parts.reference, macro_symbols=parts.macro)
+        # a full disk under the audit record stops new entries and averaging (stops and exits go
+        # on) until space is back: measured at every flush (after each step, every 2 s)
+        engine.entry_blockers += (audit.block_reason,)
+        await asyncio.to_thread(audit.check_disk)  # before the first step, not 2 s later
         await until_reachable(engine.start, what="load markets", stop=stop, bus=bus, clock_ms=clock_ms, wait=wait)
         if parts.sim is None and hasattr(parts.exchange, "fetch_account_setup"):
             # live: the account must be set up as the bot trades before the first order

@@ -28,6 +28,7 @@ from engine.exchange.precision import D, notional
 from engine.exchange.types import Fill, Market, Order, Position
 from engine.market.candles import timeframe_minutes
 from engine.exits.hard_stop import stop_distance, stop_trigger
+from engine.risk import account_pnl as ap
 from engine.risk.averaging import AveragingInput, add_notional, averaging_checks
 from engine.risk.sizing import AccountView, effective_leverage, entry_budget, entry_ladder
 from engine.risk.volatility import EntryScaling, entry_scaling
@@ -78,6 +79,8 @@ class CycleInput:
     # why no new risk may be taken this step (a position of either side lacks a confirmed
     # stop): no entries, no averaging, resting entry orders cancelled; "" when none
     risk_blocked: str = ""
+    # the shared account open-PnL series (engine/risk/account_pnl.py); None = not tracked
+    account: ap.AccountPnlSeries | None = None
 
 
 @dataclass
@@ -91,6 +94,13 @@ class Unprotected:
     closing: bool = False  # the bounded time ran out: a reduce-only close is being sent
     close_alerted: bool = False
 
+
+#: intent-key tags of the account-PnL guard's closes (the trade's reason comes from them)
+UNLOAD_TAG = "account_unload"
+TRAILING_TAG = "account_trailing"
+#: profile_kv row of the guard: symbol -> time of its last profit unload (the cooldown), and
+#: symbol -> why, for the positions an account trailing stop that fired is still closing
+GUARD_KEY = "account_guard"
 
 #: retry delays for a stop that could not be placed (ms, doubling, capped); the close-out
 #: after HARD_STOP_UNPROTECTED_CLOSE_AFTER_SEC bounds the whole episode
@@ -130,12 +140,25 @@ class ProfileRunner:
         self._stop_seen: dict[str, str] = {}  # symbol -> id of the covering stop last announced
         self._fills_unsaved = False  # fill events published since the last state save
         self._btc_closes: dict[int, float] = {}  # benchmark close by candle time (BTC-risk return)
+        # account-PnL guard: symbol -> time of its last profit unload (the cooldown), and the
+        # positions an account trailing stop that fired is closing (both kept across restarts)
+        self._unloaded_ms: dict[str, int] = {}
+        self._trailing: dict[str, str] = {}  # symbol -> why
+        self._guard_saved: dict[str, Any] = {}
 
     async def load(self) -> None:
         self.state = await self.store.load_profile(self.side)
         # the bounded close-out time of a position without a stop runs across restarts
         self.unprotected = {s: Unprotected(t) for s, t in (await self.store.load_unprotected(self.side)).items()}
         self._unprotected_saved = {s: u.since_ms for s, u in self.unprotected.items()}
+        try:
+            stored = await self.store._get(self.side, GUARD_KEY) or {}
+            self._unloaded_ms = {str(k): int(v) for k, v in stored.get("unloaded_ms", {}).items()}
+            self._trailing = {str(k): str(v) for k, v in stored.get("trailing", {}).items()}
+        except Exception as exc:  # start without it, say so
+            log.error("%s: stored account-guard state unreadable (%s)", self.side, exc)
+            self._unloaded_ms, self._trailing = {}, {}
+        self._guard_saved = self._guard_state()
 
     async def _save_unprotected(self) -> None:
         """Persist the unprotected timers when the set changed (never fails the protection)."""
@@ -461,9 +484,14 @@ class ProfileRunner:
         actions: list[Action] = await self._reconcile(ci)
         frozen_keys: dict[str, str] = {}
 
+        # 0. the account-PnL guard: account trailing stop, profit unload (reduce-only closes;
+        # a position it closes from gets nothing else this cycle, its ladder follows next)
+        guard_actions, guarded = await self._account_guard(ci)
+        actions.extend(guard_actions)
+
         # 1. positions: stop first, then exits
         for symbol, pos in sorted(snap.positions.items()):
-            if pos.side != self.side or symbol not in ci.markets or symbol in self._closing:
+            if pos.side != self.side or symbol not in ci.markets or symbol in self._closing or symbol in guarded:
                 continue  # (a position the protection pass is closing gets nothing else)
             meta = st.positions[symbol]
             market = ci.markets[symbol]
@@ -520,6 +548,80 @@ class ProfileRunner:
         # stops and emergency closes go out first
         actions.sort(key=lambda a: 0 if isinstance(a, (PlaceStop, CloseMarket)) else 1)
         return actions, selected, frozen_keys, notes
+
+    # -- the account-PnL guard (engine/risk/account_pnl.py) -----------------------------------
+    async def _account_guard(self, ci: CycleInput) -> tuple[list[Action], set[str]]:
+        """The reduce-only closes of the account trailing stop and the profit unload, and the
+        symbols they close from. Market closes through the executor like every other exit;
+        the hard stop is never part of them (the protection pass resizes it to what is left,
+        and cancels it once the position is gone)."""
+        snap, st, now = ci.snapshot, self.state, ci.snapshot.now_ms
+        series = ci.account
+        mine = [(s, pos) for s, pos in sorted(snap.positions.items())
+                if pos.side == self.side and s in ci.markets and s in st.positions
+                and s not in self._closing and s not in self._tiny]
+        held = {s for s, _ in mine}
+        for symbol in [s for s in self._trailing if snap.position(s, self.side) is None]:
+            del self._trailing[symbol]  # closed
+        for symbol in [s for s in self._unloaded_ms if snap.position(s, self.side) is None]:
+            del self._unloaded_ms[symbol]  # a later position there starts without a cooldown
+        actions: list[Action] = []
+        done: set[str] = set()
+        view = series.view(ap.window_ms(self.p), self.side) if series is not None and self.p.account_pnl_enabled \
+            else None
+        why = ap.trailing_reason(self.p, view)
+        if why and held:
+            # fired: close every position of this profile; the stop disarms (its peak starts
+            # again), and a close the venue refused is sent again until the position is gone
+            series.disarm_trailing(self.side, now)  # type: ignore[union-attr]
+            log.warning("%s: %s", self.side, why)
+            for symbol in sorted(held):
+                self._trailing[symbol] = why
+                await self._repair_safe(now, symbol, "account PnL trailing stop", why)
+        for symbol, pos in mine:
+            if symbol in self._trailing:
+                actions.append(self._guard_close(snap, symbol, pos, pos.contracts, TRAILING_TAG, self._trailing[symbol]))
+                done.add(symbol)
+        unload = ap.unload_decision(self.p, view)
+        if unload is not None:
+            dust = self.p.dust_position_notional if self.p.dust_close_enabled else 0.0
+            for symbol, pos in mine:
+                if symbol in done or symbol in st.ladders:
+                    continue  # (a position still being entered is not unloaded)
+                market = ci.markets[symbol]
+                price = self._price(snap, symbol, pos)
+                pnl, value = ap.position_pnl(pos, price, market)
+                if not ap.position_unloadable(self.p, pnl, value, self._unloaded_ms.get(symbol), now):
+                    continue
+                amount = ap.unload_amount(pos.contracts, unload.fraction, price, market, dust)
+                if amount <= 0:
+                    continue
+                reason = f"{unload.reason}; {symbol} PnL {pnl:+.2f} USDT: {amount} of {pos.contracts} contracts"
+                actions.append(self._guard_close(snap, symbol, pos, amount, UNLOAD_TAG, reason))
+                self._unloaded_ms[symbol] = now
+                done.add(symbol)
+        state = self._guard_state()
+        if state != self._guard_saved:
+            try:
+                await self.store._put(self.side, GUARD_KEY, state)
+                self._guard_saved = state
+            except Exception as exc:  # tried again next cycle
+                log.error("%s: could not save the account-guard state (%s)", self.side, exc)
+        return actions, done
+
+    def _guard_state(self) -> dict[str, Any]:
+        return {"unloaded_ms": dict(self._unloaded_ms), "trailing": dict(self._trailing)}
+
+    def _guard_close(self, snap: Snapshot, symbol: str, pos: Position, amount: Decimal, tag: str,
+                     reason: str) -> CloseMarket:
+        """A reduce-only market close of `amount` (exit limits cancelled first: they reserve
+        the closeable amount; the ladder is planned again for what is left)."""
+        meta = self.state.positions[symbol]
+        meta.close_seq += 1
+        key = f"{meta.pos_id}:{tag}:c{meta.close_seq}"
+        exits = tuple(o for o in snap.orders_of(self.side, symbol) if o.reduce_only and o.kind == "limit")
+        return CloseMarket(symbol, self.side, amount, client_order_id(self.side, symbol, "close", key), key,
+                           reason, exits)
 
     # -- start and stop -----------------------------------------------------------------------
     async def reconcile_only(self, ci: CycleInput) -> None:
@@ -698,9 +800,10 @@ class ProfileRunner:
                 tag, "breakeven" if tag.startswith("be") else "take_profit")
         if purpose == "close":
             for reason in ("stop_breached", "runner", "dust", "tiny", "urgent_time_exit", "unprotected",
-                           "force_exit", "manual"):
+                           "force_exit", "manual", UNLOAD_TAG, TRAILING_TAG):
                 if f":{reason}:" in key:
-                    return {"runner": "runner_trailing", "tiny": "tiny_entry"}.get(reason, reason)
+                    return {"runner": "runner_trailing", "tiny": "tiny_entry", UNLOAD_TAG: "account_profit_unload",
+                            TRAILING_TAG: "account_pnl_trailing"}.get(reason, reason)
         return purpose
 
     # -- entries ---------------------------------------------------------------------------
@@ -854,6 +957,8 @@ class ProfileRunner:
         actions: list[Action] = []
         if ci.risk_blocked or not (ci.entries_enabled and self.p.ema_averaging_enabled):
             return actions
+        # ACCOUNT_AVERAGING_*: the shared account-PnL series through this profile's window
+        account = ci.account.view(ap.window_ms(self.p), self.side) if ci.account is not None else None
         for symbol, pos in sorted(snap.positions.items()):
             if pos.side != self.side or symbol in st.ladders or symbol in ci.averaging_blocked:
                 continue
@@ -873,7 +978,8 @@ class ProfileRunner:
                 in_breakeven=meta.breakeven, add_valid=bool(d.add_valid),
                 pullback_recovered=all(_gate_passed(d, g) for g in PULLBACK_GATES),
                 macro_allows=ci.overlay.averaging_allowed, atr_rate=ctx.atr_rate,
-                daily_volatility=getattr(d.features, "daily_volatility", None) if d.features else None)
+                daily_volatility=getattr(d.features, "daily_volatility", None) if d.features else None,
+                account=account)
             checks = averaging_checks(self.p, a)
             if not all(c.passed for c in checks):
                 continue

@@ -260,6 +260,8 @@ async def run_replay(
     async def new_engine() -> Engine:
         e = Engine(settings, exchange, store, bus, symbols=symbols, mode="replay",
                    macro_symbols=macro if macro.usable else None)
+        if audit is not None:  # a full disk under the record stops new entries, as in live
+            e.entry_blockers += (audit.block_reason,)
         await e.start()
         if on_engine is not None:
             on_engine(e)  # the UI's handle for commands (toggle profiles, pause entries)
@@ -318,6 +320,8 @@ async def run_replay(
                 continue
             if ref_feed is not None:
                 ref_feed.feed(engine.reference, now)
+            if audit is not None:
+                audit.check_disk()  # the record flushes once a day: its disk is measured every step
             crashed = False
             try:
                 await engine.step(now, batch)

@@ -157,7 +157,8 @@ def build_parser() -> argparse.ArgumentParser:
                     "<DATA_DIR>/heartbeat, with DATA_DIR from the bot's settings file. Exit code 2 from the "
                     "bot (invalid settings or usage) is not restarted.",
         epilog="example: crot watchdog --stall 600 -- crot-tui --no-ui --live "
-               "(with API keys in .env the bot needs --live or --paper)")
+               "(with API keys in .env the bot needs --live or --paper). Options after -- (or after the "
+               "command's first word) are the command's: crot watchdog -- crot-tui --help shows the bot's help.")
     p.add_argument("--env", metavar="PATH", default=None,
                    help="settings file to read DATA_DIR from (default: the command's --env, else .env)")
     p.add_argument("--heartbeat", metavar="FILE", default=None,

@@ -102,92 +102,16 @@ _REF_KIND = ("hard when `EXTERNAL_PRICE_ENTRY_FILTER_ENABLED`, else penalty (the
              "reference check multiplies the score by `EXTERNAL_PRICE_SCORE_PENALTY_MULTIPLIER`, once)")
 _REF_KEYS = ("EXTERNAL_PRICE_ENTRY_FILTER_ENABLED", "EXTERNAL_PRICE_SCORE_PENALTY_MULTIPLIER")
 
-#: gate name -> (kind, what it checks, settings it reads)
+def _signal_gates() -> dict[str, tuple[str, str, tuple[str, ...]]]:
+    """The signal's gates describe themselves (engine/strategy/gates/)."""
+    from engine.strategy.gates.pipeline import SIGNAL_PIPELINE
+
+    return {g.name: (g.kind, g.checks, g.settings) for g in SIGNAL_PIPELINE}
+
+
+#: gate name -> (kind, what it checks, settings it reads); the signal's gates from their objects
 GATES: dict[str, tuple[str, str, tuple[str, ...]]] = {
-    "strategy_enabled": (
-        "hard", "The side's strategy switch is on (off also stops averaging: `add_valid` is false).",
-        ("EMA_STRATEGY_ENABLED",)),
-    "macro_trend": (
-        "hard", "Macro trend in the trade's direction: (macro fast EMA - macro slow EMA) / close > 0 "
-        "for a long, < 0 for a short. A failure also subtracts its penalty from the score.",
-        ("EMA_MACRO_TIMEFRAME", "EMA_MACRO_FAST_MINUTES", "EMA_MACRO_SLOW_MINUTES",
-         "ENTRY_MACRO_INVALID_PENALTY")),
-    "trigger_trend": (
-        "hard", "Short-term momentum in the trade's direction: the trigger EMA gap, signed like "
-        "`macro_trend`. A failure also subtracts its penalty.",
-        ("EMA_TRIGGER_TIMEFRAME", "EMA_TRIGGER_FAST_MINUTES", "EMA_TRIGGER_SLOW_MINUTES",
-         "ENTRY_TRIGGER_INVALID_PENALTY")),
-    "rs_confirmation": (
-        "hard when `EMA_USE_RS_CONFIRMATION`, else info",
-        "Relative strength vs BTC: rs60 (the coin's log return minus BTC's over `RS_SLOW_WINDOW` "
-        "minutes) >= the long limit, or <= the short limit.",
-        ("EMA_USE_RS_CONFIRMATION", "EMA_LONG_MIN_RS60", "EMA_SHORT_MAX_RS60", "RS_SLOW_WINDOW")),
-    "btc_risk": (
-        "hard when `EMA_USE_BTC_RISK_FILTER`, else info",
-        "BTC's log return over `RS_FAST_WINDOW` minutes is not strongly against the trade "
-        "(long: >= the long limit; short: <= the short limit). Missing BTC features for the same "
-        "candle fail it. A failure subtracts the BTC penalty plus the excess return times the "
-        "multiplier.",
-        ("EMA_USE_BTC_RISK_FILTER", "EMA_BTC_LONG_MIN_RETURN_30M", "EMA_BTC_SHORT_MAX_RETURN_30M",
-         "RS_FAST_WINDOW", "ENTRY_BTC_INVALID_PENALTY", "ENTRY_BTC_RETURN_PENALTY_MULTIPLIER")),
-    "chop": (
-        "hard when `EMA_CHOP_FILTER_ENABLED`, else info; structure gate",
-        "Choppiness index of the trigger candles <= the maximum (a sideways market fails). A "
-        "failure subtracts the chop penalty and the market-structure penalty.",
-        ("EMA_CHOP_FILTER_ENABLED", "EMA_CHOP_PERIOD", "EMA_CHOP_MAX", "ENTRY_CHOP_INVALID_PENALTY",
-         "ENTRY_MARKET_STRUCTURE_INVALID_PENALTY")),
-    "volume_direction": (
-        "info", "Share of the recent window's volume on candles that closed the trade's way, vs "
-        "the minimum share; recorded, and used by `volume_confirmation`.",
-        ("EMA_VOLUME_SHORT_WINDOW", "EMA_VOLUME_MIN_DIRECTIONAL_FRACTION")),
-    "volume_confirmation": (
-        "hard when `EMA_VOLUME_CONFIRMATION_ENABLED`, else info; structure gate",
-        "Mean volume of the recent trigger candles / mean of the base window >= the minimum ratio "
-        "(and the directional share is met), or else an aligned spike: the largest-volume recent "
-        "candle closed the trade's way at >= the spike ratio (spike filter on). A failure "
-        "subtracts the volume penalty (and the structure penalty if not charged yet).",
-        ("EMA_VOLUME_CONFIRMATION_ENABLED", "EMA_VOLUME_SHORT_WINDOW", "EMA_VOLUME_LONG_WINDOW",
-         "EMA_VOLUME_MIN_RATIO", "EMA_VOLUME_MIN_DIRECTIONAL_FRACTION", "EMA_VOLUME_SPIKE_FILTER_ENABLED",
-         "EMA_VOLUME_SPIKE_WINDOW", "EMA_VOLUME_SPIKE_MIN_RATIO", "ENTRY_VOLUME_INVALID_PENALTY",
-         "ENTRY_MARKET_STRUCTURE_INVALID_PENALTY")),
-    "adverse_spike": (
-        "hard only when the volume and spike filters are on and the profile filter is off; else "
-        "info; structure gate",
-        "The largest-volume candle of the spike window closed against the trade at >= the "
-        "adverse spike ratio. With the volume-profile filter on, such a spike blocks only "
-        "through `value_area`.",
-        ("EMA_VOLUME_CONFIRMATION_ENABLED", "EMA_VOLUME_SPIKE_FILTER_ENABLED",
-         "EMA_VOLUME_PROFILE_FILTER_ENABLED", "EMA_VOLUME_SPIKE_WINDOW",
-         "EMA_VOLUME_ADVERSE_SPIKE_MIN_RATIO")),
-    "value_area": (
-        "hard when the volume, spike and profile filters are all on, else info; structure gate",
-        "Blocks when an adverse spike broke the volume-profile value area against the trade: "
-        "close below the value-area low (long) or above the high (short). Outside the value area "
-        "without an adverse spike is allowed.",
-        ("EMA_VOLUME_PROFILE_FILTER_ENABLED", "EMA_VOLUME_PROFILE_WINDOW", "EMA_VOLUME_PROFILE_BINS",
-         "EMA_VOLUME_PROFILE_VALUE_AREA")),
-    "pullback_cross_age": (
-        "penalty; hard when `EMA_ENTRY_REQUIRE_PULLBACK_RECOVERY`",
-        "The pullback EMAs last crossed back in the trade's direction (fast over slow for a long) "
-        "at most min(max cross age, lookback) minutes ago. A failure subtracts the pullback "
-        "penalty.",
-        ("EMA_PULLBACK_TIMEFRAME", "EMA_PULLBACK_FAST_MINUTES", "EMA_PULLBACK_SLOW_MINUTES",
-         "EMA_PULLBACK_RECOVERY_MAX_CROSS_AGE_MINUTES", "EMA_PULLBACK_RECOVERY_LOOKBACK_MINUTES",
-         "EMA_ENTRY_REQUIRE_PULLBACK_RECOVERY", "ENTRY_PULLBACK_INVALID_PENALTY")),
-    "pullback_gap": (
-        "penalty; hard when `EMA_ENTRY_REQUIRE_PULLBACK_RECOVERY`",
-        "Directional pullback EMA gap (fast - slow) / slow >= the recovery gap (> 0 when the gap "
-        "is set to 0). Its penalty is charged only when `pullback_cross_age` passed, so a missing "
-        "recovery costs the pullback penalty once.",
-        ("EMA_PULLBACK_RECOVERY_GAP", "EMA_ENTRY_REQUIRE_PULLBACK_RECOVERY",
-         "ENTRY_PULLBACK_INVALID_PENALTY")),
-    "min_rs60": (
-        "hard", "rs60 in the trade's direction (times -1 for a short) >= the minimum; the "
-        "shortfall times its multiplier is subtracted from the score.",
-        ("ENTRY_MIN_RS60_ABS", "ENTRY_RS60_SHORTFALL_PENALTY_MULTIPLIER", "RS_SLOW_WINDOW")),
-    "min_rs30": (
-        "hard", "Likewise for rs30 (over `RS_FAST_WINDOW` minutes).",
-        ("ENTRY_MIN_RS30_ABS", "ENTRY_RS30_SHORTFALL_PENALTY_MULTIPLIER", "RS_FAST_WINDOW")),
+    **_signal_gates(),
     "spread": (
         "hard when `ENTRY_SPREAD_FILTER_ENABLED`, else info",
         "The HTX order book's bid-ask spread, in bps of the mid, <= the maximum. An unreadable "
@@ -244,10 +168,6 @@ GATES: dict[str, tuple[str, str, tuple[str, ...]]] = {
         "direction is required) and `ref_premium` passed.",
         ("EXTERNAL_PRICE_IMPULSE_CONFIRMATION_ENABLED", "EXTERNAL_PRICE_MEXC_LEAD_THRESHOLD_BPS_30S",
          "EXTERNAL_PRICE_IMPULSE_SCORE_BONUS", "EXTERNAL_PRICE_REQUIRE_SAME_DIRECTION")),
-    "min_score": (
-        "hard", "The score after every penalty, factor and bonus of the gates before it (the "
-        "runtime's included) >= the minimum.",
-        ("ENTRY_MIN_SCORE", "SIGNAL_EMA_GAP_WEIGHT")),
     "entries_paused": (
         "hard", "New entries are not paused: the side is on (`BOT_PROFILES`, the UI switch), the "
         "operator has not paused, the macro overlay allows entries, and nothing blocks new risk "

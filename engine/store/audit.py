@@ -32,7 +32,9 @@ is written once) and once to SQLite. Every text goes through ``scrub`` on its wa
 
 With a ``retention`` policy (``from_settings``) the files are rotated by size and age, archives
 are pruned by age and total size, and a low disk makes the record "disk full"
-(``disk_full`` / ``block_reason``: the engine stops new entries; see ``audit_retention``).
+(``disk_full`` / ``block_reason``, registered as an ``Engine.entry_blockers`` entry where the
+writer is made: the engine stops new entries and averaging, stops and exits go on; see
+``audit_retention``).
 """
 
 from __future__ import annotations
@@ -451,10 +453,19 @@ class AuditWriter:
 
     def block_reason(self) -> str:
         """Why no new position may be opened because of the record ("" when none), in the
-        style of the engine's other entry blocks."""
+        style of the engine's other entry blocks: an ``Engine.entry_blockers`` entry (paper,
+        live and replay register it). It reads the state of the last measure (every flush)."""
         if self.guard is None or not self.guard.full:
             return ""
         return f"audit record disk full ({self.guard.reason})"
+
+    def check_disk(self) -> str:
+        """Measure the free space now, as a flush does, and return ``block_reason()``: for a
+        loop that steps more often than it flushes (the replay flushes once a simulated day)."""
+        if self.guard is not None:
+            with self._flush_lock:
+                self.guard.check()
+        return self.block_reason()
 
     @property
     def pending_rows(self) -> int:

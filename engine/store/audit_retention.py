@@ -10,8 +10,13 @@ the current files stay.
 ``min_free_bytes`` (or after a write failed with "no space left") the record is "disk full":
 the writer holds back the bulk streams (signals, cycles, account, premium) and keeps writing
 the rows that matter for positions already open (trades, orders, stops, errors), and the engine
-is expected to stop opening new positions (``AuditWriter.block_reason``). It resumes when the
-free space is back above the floor plus a margin.
+stops new entries and averaging while stops and exits go on: paper / live (engine.runtime.live)
+and replay register ``AuditWriter.block_reason`` as an entry blocker of the Engine
+(``Engine.entry_blockers``), so the engine's status says "new entries and averaging blocked
+on both sides: audit record disk full (only N MB free on <folder>, ...)". The free space is
+measured at every flush (live: after every step and every 2 s; replay: before every step,
+``AuditWriter.check_disk``). It resumes when the free space is back above the floor plus a
+margin (RESUME_MARGIN), and entries with it.
 """
 
 from __future__ import annotations
@@ -128,11 +133,11 @@ class DiskGuard:
     LOG_EVERY_S = 600.0
 
     def __init__(self, path: Path, min_free_bytes: int, clock: Callable[[], float],
-                 free: Callable[[Path], int] = free_bytes):
+                 free: Callable[[Path], int] | None = None):
         self.path = Path(path)
         self.min_free = int(min_free_bytes)
         self.clock = clock
-        self.free = free
+        self.free = free  # None: this module's free_bytes, looked up at each check
         self.full = False
         self.reason = ""
         self.since: float | None = None
@@ -147,13 +152,13 @@ class DiskGuard:
         if now - self._logged >= self.LOG_EVERY_S or self._logged == 0.0:
             self._logged = now
             log.error("AUDIT DISK FULL: %s. Signals, cycles, account and premium rows are held back (bounded, the "
-                      "oldest are dropped); trades, orders, stops and errors are still written; new entries must "
-                      "stop. Free space on %s to resume.", reason, self.path)
+                      "oldest are dropped); trades, orders, stops and errors are still written; new entries and "
+                      "averaging stop, stops and exits go on. Free space on %s to resume.", reason, self.path)
 
     def check(self) -> bool:
         """Measure the free space; True while the record is "disk full"."""
         try:
-            free = self.free(self.path)
+            free = self._measure()
         except OSError as exc:
             log.warning("audit: cannot measure the free space of %s: %s", self.path, exc)
             return self.full
@@ -170,6 +175,15 @@ class DiskGuard:
                         f"({self.min_free // _MIB} MB)")
         return self.full
 
+    def _measure(self) -> int:
+        return (self.free or free_bytes)(self.path)
+
     def hit(self, exc: BaseException) -> None:
         """A write failed for lack of space."""
-        self._enter(f"a write failed: {exc}")
+        try:
+            free = self._measure()
+            self.free_now = free
+            where = f"; {free // _MIB} MB free on {self.path}"
+        except OSError:
+            where = f" on {self.path}"
+        self._enter(f"a write failed: {exc}{where}")
