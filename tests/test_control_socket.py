@@ -64,12 +64,14 @@ def test_a_line_cannot_name_an_arbitrary_class():
 async def _held_demo(steps: int = 3000) -> tuple[EngineHost, asyncio.Task]:
     """A real demo engine that is alive and held between two candles."""
     host = EngineHost(fast_settings(), mode="demo", speed=0, max_steps=steps)
+    decided: set[str] = set()
+    host.bus.subscribe(lambda e: decided.add(e.profile) if e.kind == "decisions" and e.decisions else None)
     task = asyncio.create_task(host.run())
-    for _ in range(3000):
-        if host.attached and host.warm and host.done >= 5:
+    for _ in range(12000):  # warm: both profiles have decided at least once (a loaded CI machine is slow)
+        if host.attached and host.done >= 5 and decided >= {"long", "short"}:
             break
         await asyncio.sleep(0.01)
-    assert host.attached
+    assert decided >= {"long", "short"}, f"the demo did not warm up: {host.done} steps"
     host.playback_paused = True
     return host, task
 
@@ -144,7 +146,7 @@ async def test_a_late_viewer_gets_the_panes_then_the_live_stream(sock_dir):
                     got.append(c.event_of(m))
 
         # the bot is held between two candles: what arrives now is the snapshot of its panes
-        await asyncio.wait_for(read_until({"decisions", "positions", "stops"}), 5)
+        await asyncio.wait_for(read_until({"decisions", "positions", "stops"}), 30)
         snapshot_kinds = {e.kind for e in got}
         assert {"decisions", "positions", "stops"} <= snapshot_kinds  # the pane state, at once
         assert await c.request("steer") is True

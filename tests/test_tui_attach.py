@@ -40,7 +40,7 @@ def _env(folder: Path, text: str) -> Path:
     return p
 
 
-async def _until(cond, pilot, seconds: float = 5.0) -> bool:
+async def _until(cond, pilot, seconds: float = 20.0) -> bool:
     end = time.monotonic() + seconds
     while time.monotonic() < end:
         if cond():
@@ -57,11 +57,14 @@ def _status(app: CrotApp) -> str:
 
 async def _held_bot() -> tuple[EngineHost, asyncio.Task]:
     host = EngineHost(fast_settings(), mode="demo", speed=0, max_steps=3000)
+    decided: set[str] = set()
+    host.bus.subscribe(lambda e: decided.add(e.profile) if e.kind == "decisions" and e.decisions else None)
     task = asyncio.create_task(host.run())
-    for _ in range(3000):
-        if host.attached and host.warm and host.done >= 5:
+    for _ in range(12000):  # warm: both profiles have decided at least once (a loaded CI machine is slow)
+        if host.attached and host.done >= 5 and decided >= {"long", "short"}:
             break
         await asyncio.sleep(0.01)
+    assert decided >= {"long", "short"}, f"the demo did not warm up: {host.done} steps"
     host.playback_paused = True
     return host, task
 
