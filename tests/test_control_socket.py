@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from crot_tui.host import EngineHost
+from tui_kit import held_demo
 from crot_tui.testing import fast_settings, record_demo
 from engine.runtime import events as ev
 from engine.runtime.control import ControlError, ControlServer, default_socket_path
@@ -62,23 +63,12 @@ def test_a_line_cannot_name_an_arbitrary_class():
 
 
 async def _held_demo(steps: int = 3000) -> tuple[EngineHost, asyncio.Task]:
-    """A real demo engine that is alive and held between two candles."""
-    host = EngineHost(fast_settings(), mode="demo", speed=0, max_steps=steps)
-    decided: set[str] = set()
-    host.bus.subscribe(lambda e: decided.add(e.profile) if e.kind == "decisions" and e.decisions else None)
-    task = asyncio.create_task(host.run())
-    for _ in range(12000):  # warm: both profiles have decided at least once (a loaded CI machine is slow)
-        if host.attached and host.done >= 5 and decided >= {"long", "short"}:
-            break
-        await asyncio.sleep(0.01)
-    assert decided >= {"long", "short"}, f"the demo did not warm up: {host.done} steps"
-    host.playback_paused = True
-    return host, task
+    return await held_demo(steps)
 
 
 async def _stop(host: EngineHost, task: asyncio.Task) -> None:
     host.request_stop()
-    await asyncio.wait_for(task, 10)
+    await asyncio.wait_for(task, 30)
 
 
 async def test_one_viewer_steers_the_others_watch_and_leaving_never_stops_the_bot(sock_dir):
@@ -233,7 +223,7 @@ async def test_the_bot_ending_tells_every_viewer_why(sock_dir):
     await c.connect()
     await server.aclose("the bot finished its run")
     msgs = []
-    while (m := await asyncio.wait_for(c.next_message(), 5)) is not None:
+    while (m := await asyncio.wait_for(c.next_message(), 15)) is not None:
         msgs.append(m)
     assert msgs[-1] == {"t": "bye", "reason": "the bot finished its run"}
     with pytest.raises(ControlUnavailable, match="not connected"):

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from tui_kit import settle as kit_settle
 from crot_tui.app import CrotApp
 from crot_tui.host import EngineHost
 from crot_tui.screens.dashboard import DashboardScreen
@@ -39,12 +40,7 @@ def table(app: CrotApp, wid: str) -> KeyedTable:
 
 async def settle(pilot, app: CrotApp, timeout: float = 60.0) -> None:
     """Wait for the engine run to end and every pane to show the final state."""
-    await asyncio.wait_for(app.engine_done.wait(), timeout)
-    for _ in range(3):
-        await pilot.pause()
-    app.drain_now()
-    app.flush()
-    await pilot.pause()
+    await kit_settle(pilot, timeout)
 
 
 def recorded_app(recording, tmp_path: Path, **kw) -> CrotApp:

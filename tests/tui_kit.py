@@ -1,4 +1,5 @@
-"""Shared helpers of the TUI tests: an app fed by a recording, and waiting for it to settle."""
+"""Shared helpers of the TUI and control-socket tests: an app fed by a recording, waiting for
+it to settle, and a real demo engine held between two candles."""
 
 from __future__ import annotations
 
@@ -9,6 +10,21 @@ from typing import Any
 from crot_tui.app import CrotApp
 from crot_tui.host import EngineHost
 from crot_tui.testing import fast_settings, feed_runner, write_env
+
+
+async def held_demo(steps: int = 3000) -> tuple[EngineHost, asyncio.Task]:
+    """A real demo engine, warm (both profiles have decided) and held between two candles."""
+    host = EngineHost(fast_settings(), mode="demo", speed=0, max_steps=steps)
+    decided: set[str] = set()
+    host.bus.subscribe(lambda e: decided.add(e.profile) if e.kind == "decisions" and e.decisions else None)
+    task = asyncio.create_task(host.run())
+    for _ in range(12000):  # a loaded CI machine warms up slowly
+        if host.attached and host.done >= 5 and decided >= {"long", "short"}:
+            break
+        await asyncio.sleep(0.01)
+    assert decided >= {"long", "short"}, f"the demo did not warm up: {host.done} steps"
+    host.playback_paused = True
+    return host, task
 
 
 def feed_app(recording: Any, tmp_path: Path, *, env: str = "", cls: type[CrotApp] = CrotApp,

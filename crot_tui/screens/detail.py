@@ -24,7 +24,7 @@ from ..state import Episode, UiState
 from ..widgets.base import KeyedTable, right, styled
 from ..widgets.positions import short_symbol
 from .inspector import COLUMNS as GATE_COLUMNS
-from .inspector import decision_summary, verdict_cell
+from .inspector import decision_summary, gate_rows
 
 TIMELINE = [
     ("time", "time", None),
@@ -219,20 +219,8 @@ class DetailScreen(Screen):
             table.clear()
             for i, e in enumerate(ep.events if ep is not None else ()):
                 table.add_row(*event_cells(e, colors), key=str(i))
-            gates = {}
             d = ep.decision if ep is not None else None
-            for g in (d.gates if d is not None else ()):
-                kind_style = "" if g.kind == "hard" else colors.get("muted", "")
-                gates[g.name] = (
-                    styled(g.name, "bold" if (not g.passed and g.kind == "hard") else ""),
-                    styled({"penalty": "pen"}.get(g.kind, g.kind), kind_style),
-                    right(fmt.gate_value(g.value)),
-                    styled(g.op or ""),
-                    right(fmt.gate_value(g.threshold)),
-                    verdict_cell(g, colors),
-                    styled(g.detail, colors.get("muted", "")),
-                )
-            self.query_one("#detail-gates", KeyedTable).sync(gates)
+            self.query_one("#detail-gates", KeyedTable).sync(gate_rows(d, colors))
 
     _last_rows: tuple[Any, ...] = ()
 

@@ -39,6 +39,23 @@ def verdict_cell(g: Any, colors: dict[str, str]) -> Text:
     return styled("fail", colors.get("muted", ""))
 
 
+def gate_rows(d: Any, colors: dict[str, str]) -> dict[str, tuple[Text, ...]]:
+    """One table row per gate of a decision (name, kind, value, op, threshold, verdict, detail)."""
+    rows = {}
+    for g in (d.gates if d is not None else ()):
+        kind_style = "" if g.kind == "hard" else colors.get("muted", "")
+        rows[g.name] = (
+            styled(g.name, "bold" if (not g.passed and g.kind == "hard") else ""),
+            styled({"penalty": "pen"}.get(g.kind, g.kind), kind_style),
+            right(fmt.gate_value(g.value)),
+            styled(g.op or ""),
+            right(fmt.gate_value(g.threshold)),
+            verdict_cell(g, colors),
+            styled(g.detail, colors.get("muted", "")),
+        )
+    return rows
+
+
 def decision_summary(d: Any, selected: bool, colors: dict[str, str]) -> Text:
     t = Text()
     if d is None:
@@ -126,19 +143,7 @@ class InspectorScreen(Screen):
             d = state.decision(self.symbol, side)
             selected = self.symbol in state.selected(side)
             self.query_one(f"#summary-{side}", Static).update(decision_summary(d, selected, colors))
-            rows = {}
-            for g in (d.gates if d is not None else ()):
-                kind_style = "" if g.kind == "hard" else colors.get("muted", "")
-                rows[g.name] = (
-                    styled(g.name, "bold" if (not g.passed and g.kind == "hard") else ""),
-                    styled({"penalty": "pen"}.get(g.kind, g.kind), kind_style),
-                    right(fmt.gate_value(g.value)),
-                    styled(g.op or ""),
-                    right(fmt.gate_value(g.threshold)),
-                    verdict_cell(g, colors),
-                    styled(g.detail, colors.get("muted", "")),
-                )
-            self.query_one(f"#gates-{side}", KeyedTable).sync(rows)
+            self.query_one(f"#gates-{side}", KeyedTable).sync(gate_rows(d, colors))
 
     def action_switch_side(self) -> None:
         tabs = self.query_one(TabbedContent)
