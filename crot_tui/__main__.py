@@ -3,8 +3,9 @@
 Modes: `--demo` replays the bundled real candles on the simulated exchange (the default when no
 HTX API key is configured); `--paper` trades simulated fills on live HTX prices; `--live` sends
 real orders. With an API key configured, the mode must be chosen explicitly. `--no-ui` serves a
-control socket (DATA_DIR/<mode>.sock, mode 0600); `--attach` opens this same dashboard on it
-from another terminal or SSH session, and quitting that viewer leaves the bot running.
+control socket beside the state database (DATA_DIR/<mode>.sock, or <stem>.sock next to
+STATE_FILE; mode 0600); `--attach` opens this same dashboard on it from another terminal or SSH
+session, and quitting that viewer leaves the bot running.
 
 Exit codes: 0 success (a demo ran to its end, or a stop was requested), 1 the engine failed or
 the dashboard crashed (so a watchdog restarts it),
@@ -44,7 +45,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "in DATA_DIR); quitting the viewer leaves the bot running")
     p.add_argument("--watch", action="store_true", help="with --attach: only watch, never take the helm")
     p.add_argument("--socket", metavar="PATH", default=None,
-                   help="--no-ui: the control socket to serve (default: DATA_DIR/<mode>.sock, mode 0600)")
+                   help="--no-ui: the control socket to serve (default: DATA_DIR/<mode>.sock, or beside "
+                        "STATE_FILE; mode 0600)")
     p.add_argument("--no-socket", action="store_true", help="--no-ui: serve no control socket")
     p.add_argument("--speed", type=float, default=None, metavar="N",
                    help="demo: candles per second once the indicators are warm; 0 = as fast as possible "
@@ -231,16 +233,23 @@ def main_headless(args: argparse.Namespace, settings: Any, mode: str) -> int:
 
 
 def default_socket(settings: Any, mode: str) -> Path:
-    """DATA_DIR/<mode>.sock: next to the state database of that mode (engine/runtime/live.py)."""
-    return (Path(settings.glob.data_dir) / f"{mode}.sock").absolute()
+    """Next to the state database of that mode (engine/runtime/paths.py): DATA_DIR/<mode>.sock
+    by default, <STATE_FILE stem>.sock with STATE_FILE set; demo: DATA_DIR/demo.sock."""
+    from engine.runtime.paths import PathSettingError, control_socket_path
+
+    try:
+        return control_socket_path(settings, mode)
+    except PathSettingError as exc:
+        _fail(str(exc))
+        raise  # unreachable: _fail exits
 
 
 def find_socket(settings: Any) -> Path:
     """The control socket of the one bot that runs from this folder's settings."""
     found = [p for p in (default_socket(settings, m) for m in ("live", "paper", "demo")) if p.exists()]
     if not found:
-        _fail(f"no bot socket in {Path(settings.glob.data_dir).absolute()} (start one with crot-tui --no-ui, "
-              "or give its socket: --attach PATH)")
+        _fail(f"no bot socket in {Path(settings.glob.data_dir).absolute()} or beside STATE_FILE (start one "
+              "with crot-tui --no-ui, or give its socket: --attach PATH)")
     if len(found) > 1:
         _fail("several bot sockets found (" + ", ".join(str(p) for p in found) + "): choose one with --attach PATH")
     return found[0]

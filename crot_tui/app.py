@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import signal
+import time
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -74,6 +75,8 @@ class CrotApp(App[int]):
         self._engine_done = asyncio.Event()
         self._quitting = False
         self._signals: list[int] = []
+        self.log_history_loaded = asyncio.Event()  # set once the audit trail's earlier lines are in (or none)
+        self._log_history_asked = False
         self.apply_theme(theme_name or themes.DEFAULT_THEME, initial=True)
 
     # -- screens ----------------------------------------------------------------------------
@@ -160,6 +163,7 @@ class CrotApp(App[int]):
             self.host.on_notice = lambda text, severity: self.notify(text, severity=severity, timeout=6)
             self.host.on_state = self._after_command
         self.run_worker(self._drain(), name="drain", group="drain", exclusive=True)
+        self._load_log_history()
         if self.start_engine:
             self.run_worker(self._run_engine(), name="engine", group="engine", exclusive=True,
                             exit_on_error=False)
@@ -173,6 +177,41 @@ class CrotApp(App[int]):
                     self._signals.append(s)
                 except (NotImplementedError, RuntimeError, ValueError):
                     pass
+
+    def _load_log_history(self) -> None:
+        """A live or paper bot on this machine: the event log starts with the audit trail's
+        last lines from before the app started (read in a thread; bounded by the log's size)."""
+        from .screens.detail import audit_db
+
+        if self._log_history_asked:
+            return
+        path = audit_db(self)
+        if path is None:
+            if not getattr(self.host, "remote", False) or getattr(self.host, "connected", False):
+                self.log_history_loaded.set()  # nothing to read (an attached viewer asks again once connected)
+            return
+        self._log_history_asked = True
+        started = int(time.time() * 1000)
+
+        def load() -> None:
+            from engine.store.audit_query import recent_events
+
+            events: list[Any] = []
+            try:
+                events = recent_events(path, self.state.log_limit // 2, before_ms=started)
+            finally:
+                self.call_from_thread(self._log_history_done, events)
+
+        self.run_worker(load, thread=True, name="log-history", exit_on_error=False)
+
+    def _log_history_done(self, events: list[Any]) -> None:
+        n = self.state.add_log_history(events)
+        if n:
+            from .widgets.eventlog import EventLogPane
+
+            for pane in self.query(EventLogPane):
+                pane.history_added(n)
+        self.log_history_loaded.set()
 
     def on_unmount(self) -> None:
         try:
@@ -291,6 +330,8 @@ class CrotApp(App[int]):
 
     # -- commands ---------------------------------------------------------------------------
     def _after_command(self) -> None:
+        if not self._log_history_asked:
+            self._load_log_history()  # an attached viewer knows the bot's audit trail once connected
         enabled, paused = self.host.flags()
         self.state.set_flags(enabled, paused)
         self.flush()

@@ -8,6 +8,7 @@ from typing import Any, Callable, Iterator
 from textual.command import DiscoveryHit, Hit, Hits, Provider
 
 from . import themes
+from .screens.chart import open_chart
 from .screens.dashboard import PANES
 from .screens.detail import open_detail
 from .screens.trades import open_trades
@@ -71,6 +72,7 @@ class CrotCommands(Provider):
             yield f"Show pane: {label[2:]}", partial(app.show_pane, pid), f"key {label[0]}"
         for symbol in sorted(app.state.symbols):
             yield f"Inspect coin {symbol}", partial(app.inspect, symbol), "every gate, long and short"
+            yield f"Price chart {symbol}", partial(open_chart, app, symbol), "closes, EMAs, fills, entry and stop"
         for name in themes.names():
             current = " (current)" if name == app.theme_name else ""
             yield f"Theme: {name}{current}", partial(app.apply_theme, name), "colours from themes/" + name + ".tcss"

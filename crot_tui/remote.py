@@ -49,6 +49,7 @@ class RemoteHost:
         self.on_notice: Callable[[str, str], None] | None = None  # (message, severity)
         self.on_state: Callable[[], None] | None = None  # flags or steering changed
         self.symbols: list[str] = []
+        self.audit_path = ""  # the bot's audit SQLite (from its hello), for the history views
         self.steering = False
         self.steerer = ""
         self.connected = False
@@ -183,9 +184,12 @@ class RemoteHost:
         self.mode = str(hello.get("mode") or self.mode)
         self.bot_pid = int(hello.get("pid") or 0)
         self.symbols = [str(s) for s in hello.get("symbols", ())]
+        self.audit_path = str(hello.get("audit") or "")  # the bot's audit trail, for the history views
         self.steering = bool(hello.get("steer"))
         self._apply_state(hello)
         self._publish_status(self.describe())
+        if self.on_state is not None:
+            self.on_state()
         if self.want_steer and not self.steering:
             self._notice("another viewer steers this bot: this one only watches (palette: Take the helm)",
                          "warning")

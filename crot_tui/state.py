@@ -107,6 +107,7 @@ class EquityHistory:
 EPISODE_EVENTS = 400  # per position
 TRADE_LIMIT = 2000  # closed trades kept in memory
 LOG_LIMIT = 5000  # event-log lines kept in memory
+CHART_POINTS = 288  # closes per symbol for the price chart (a day of 5m candles)
 HISTORY_KINDS = ("order", "fill", "stop", "trade", "repair")
 
 
@@ -125,6 +126,7 @@ class Episode:
     trade: ev.TradeClosed | None = None
     seq: int = 0  # 1, 2, ... in the order the trades closed (0 while open)
     dropped: int = 0  # events that fell off the bounded history
+    history: bool = False  # read from the audit trail (closed before the app started)
 
     @property
     def key(self) -> tuple[str, str]:
@@ -152,6 +154,9 @@ class UiState:
     exact_stops: set[str] = field(default_factory=set)  # profiles fed by a Stops snapshot event
     decisions: dict[str, ev.Decisions] = field(default_factory=dict)
     closes: dict[str, deque[tuple[int, float]]] = field(default_factory=dict)
+    chart_points: int = CHART_POINTS
+    # per symbol: (candle open ms, close, trigger EMA fast, trigger EMA slow), for the price chart
+    bars: dict[str, deque[tuple[int, float, float, float]]] = field(default_factory=dict)
     regime: ev.Regime | None = None
     regimes: dict[str, ev.Regime] = field(default_factory=dict)  # latest per profile
     regime_history: deque[RegimeChange] = field(default_factory=lambda: deque(maxlen=50))
@@ -173,6 +178,7 @@ class UiState:
     closed: deque[Episode] = field(default_factory=deque)  # closed trades, oldest first (bounded)
     episodes: dict[tuple[str, str], Episode] = field(default_factory=dict)  # open, per (profile, symbol)
     trade_seq: int = 0
+    history_loaded: bool = False  # the audit trail's earlier trades were merged (add_history)
 
     def __post_init__(self) -> None:
         self.log = deque(maxlen=self.log_limit)
@@ -258,6 +264,10 @@ class UiState:
                 ring = self.closes[d.symbol] = deque(maxlen=self.ring)
             if not ring or ring[-1][0] < f.ts_ms:
                 ring.append((f.ts_ms, float(f.close)))
+                bars = self.bars.get(d.symbol)
+                if bars is None:
+                    bars = self.bars[d.symbol] = deque(maxlen=self.chart_points)
+                bars.append((f.ts_ms, float(f.close), float(f.trigger_fast), float(f.trigger_slow)))
             if d.symbol not in self.symbols:
                 self.symbols.append(d.symbol)
         self.dirty.add("rejections")
@@ -417,6 +427,69 @@ class UiState:
     def episode(self, profile: str, symbol: str) -> Episode | None:
         """The open position's history (orders, fills, stops so far), if any was seen."""
         return self.episodes.get((profile, symbol))
+
+    def add_log_history(self, events: list[ev.Event]) -> int:
+        """Put log lines for events read from the audit trail (oldest first) before the lines
+        this app made itself; a line already shown (same time, kind and text) is not added
+        twice, and the log stays bounded. Returns how many lines were added."""
+        fmt_ = EventFormatter()
+        have = {(x.ts_ms, x.kind, x.text) for x in self.log}
+        old: list[LogLine] = []
+        for e in events:
+            line = fmt_(e)
+            if line is None or (line.ts_ms, line.kind, line.text) in have:
+                continue
+            have.add((line.ts_ms, line.kind, line.text))
+            old.append(line)
+        if not old:
+            return 0
+        for i, line in enumerate(reversed(old), 1):
+            old[-i] = replace(line, seq=-i)
+        self.log = deque([*old, *self.log][-self.log_limit:], maxlen=self.log_limit)
+        return len(old)
+
+    def add_history(self, trades: list[ev.TradeClosed]) -> int:
+        """Merge closed trades read from the audit trail (oldest first) before the ones this
+        app saw; a trade the app already holds is not added twice. History trades get
+        negative numbers (-1 the newest), so the numbers of the trades seen stay as they were.
+        Returns how many were added."""
+        seen = {(ep.profile, ep.symbol, ep.trade.opened_ms, ep.trade.ts_ms) for ep in self.closed
+                if ep.trade is not None}
+        old: list[Episode] = []
+        for t in trades:
+            key = (t.profile, t.symbol, t.opened_ms, t.ts_ms)
+            if key in seen:
+                continue
+            seen.add(key)
+            ep = Episode(t.profile, t.symbol, history=True)
+            ep.add(t)
+            ep.trade = t
+            old.append(ep)
+        self.history_loaded = True
+        if not old:
+            return 0
+        for i, ep in enumerate(reversed(old), 1):
+            ep.seq = -i
+        merged = sorted([*old, *self.closed], key=lambda ep: (ep.trade.ts_ms if ep.trade else 0, ep.seq))
+        self.closed = deque(merged[-self.trade_limit:], maxlen=self.trade_limit)
+        self.dirty.add("account")
+        return len(old)
+
+    def next_symbol(self, current: str, delta: int) -> str | None:
+        """The coin `delta` places after `current` in sorted order (wrapping); None: no coin."""
+        symbols = sorted(self.symbols)
+        if not symbols:
+            return None
+        i = symbols.index(current) if current in symbols else -1
+        return symbols[(i + delta) % len(symbols)]
+
+    def fills_of(self, symbol: str) -> list[ev.FillEvent]:
+        """Every fill of `symbol` the app still holds (open positions and closed trades of
+        both profiles), oldest first."""
+        eps = [ep for ep in self.closed if ep.symbol == symbol]
+        eps += [ep for (_, s), ep in self.episodes.items() if s == symbol]
+        fills = [e for ep in eps for e in ep.events if e.kind == "fill"]
+        return sorted(fills, key=lambda f: f.ts_ms)
 
     def closed_trade(self, seq: int) -> Episode | None:
         for ep in reversed(self.closed):

@@ -134,7 +134,11 @@ def synthetic_recording(steps: int = 120) -> Recording:
             GateResult("min_score", raw, 0.03, raw >= 0.03, "hard", ">="),
         )
         entry_valid = all(g.passed for g in gates if g.kind == "hard")
-        features = replace(SymbolFeatures.neutral_benchmark(ts, symbol), close=close(symbol, i))
+        # moving averages of the synthetic closes stand for the trigger EMAs (the price chart)
+        fast = sum(close(symbol, j) for j in range(i - 5, i + 1)) / 6
+        slow = sum(close(symbol, j) for j in range(i - 17, i + 1)) / 18
+        features = replace(SymbolFeatures.neutral_benchmark(ts, symbol), close=close(symbol, i),
+                           trigger_fast=fast, trigger_slow=slow)
         return Decision(symbol, side, ts, raw, raw, True, entry_valid, entry_valid, gates, features)  # type: ignore[arg-type]
 
     equity = 1000.0

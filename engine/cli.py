@@ -38,7 +38,10 @@ def cmd_config_check(args: argparse.Namespace) -> int:
         print(f"warning: {w}", file=sys.stderr)
     from engine.alerts.router import check_alerts
 
-    problem = check_alerts(settings)
+    from engine.reference.venues import reference_problem
+    from engine.runtime.paths import check_paths
+
+    problem = check_alerts(settings) or check_paths(settings) or reference_problem(settings.glob)
     if problem:
         print(f"error: {args.env}: {problem}", file=sys.stderr)
         return 2

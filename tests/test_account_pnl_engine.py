@@ -19,12 +19,12 @@ from engine.risk import account_pnl as ap
 from engine.runtime.engine import ACCOUNT_PNL_KEY, Engine
 from engine.runtime.events import EventBus, OrderEvent, Repair, TradeClosed
 from engine.runtime.positions import MarketContext
-from engine.runtime.profile import CycleInput, ProfileRunner
+from engine.runtime.profile import CycleInput
 from engine.runtime.snapshot import read_snapshot
 from engine.settings import Settings
 from engine.store.state import ACCOUNT_KEY, StateStore
 
-from test_runtime_protection import A, B, C, D, T0, market, new_sim
+from test_runtime_protection import A, B, C, D, held_long_runner, market, new_sim, T0
 from test_runtime_regressions import recovered_gates
 
 MIN = 60_000
@@ -262,13 +262,7 @@ async def averaging_add(s: Settings, pnls: list[float] | None):
     engine's readings, one every ~31 s); the cycle on the next candle plans the add or not.
     Returns the add's amount (None: no add)."""
     p = s.side("long")
-    sim = new_sim()
-    sim._positions[A] = _SimPosition(Dec(10), Dec(100))
-    store = await StateStore.open(":memory:")
-    bus = EventBus()
-    seen: list = []
-    bus.subscribe(seen.append)
-    runner = ProfileRunner("long", p, sim, store, bus, [A], s.glob)
+    runner, sim, store, seen = await held_long_runner(s)
     series = ap.AccountPnlSeries(*ap.series_params([p])) if pnls is not None else None
     t = T0
     for i, v in enumerate(pnls or ()):

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from crot_tui.host import EngineHost
-from tui_kit import held_demo
+from tui_kit import held_demo, served_demo
 from crot_tui.testing import fast_settings, record_demo
 from engine.runtime import events as ev
 from engine.runtime.control import ControlError, ControlServer, default_socket_path
@@ -72,9 +72,7 @@ async def _stop(host: EngineHost, task: asyncio.Task) -> None:
 
 
 async def test_one_viewer_steers_the_others_watch_and_leaving_never_stops_the_bot(sock_dir):
-    host, task = await _held_demo()
-    server = ControlServer(sock_dir / "demo.sock", host, host.bus)
-    await server.start()
+    host, task, server = await served_demo(sock_dir / "demo.sock")
     try:
         assert stat.S_IMODE(os.stat(server.path).st_mode) == 0o600  # only its user may connect
         first = ControlClient(server.path, steer=True, name="first")
@@ -119,9 +117,7 @@ async def test_one_viewer_steers_the_others_watch_and_leaving_never_stops_the_bo
 
 
 async def test_a_late_viewer_gets_the_panes_then_the_live_stream(sock_dir):
-    host, task = await _held_demo(steps=3000)
-    server = ControlServer(sock_dir / "s.sock", host, host.bus)
-    await server.start()
+    host, task, server = await served_demo(sock_dir / "s.sock")
     try:
         c = ControlClient(server.path, steer=False)
         await c.connect()
@@ -139,6 +135,8 @@ async def test_a_late_viewer_gets_the_panes_then_the_live_stream(sock_dir):
         await asyncio.wait_for(read_until({"decisions", "positions", "stops"}), 30)
         snapshot_kinds = {e.kind for e in got}
         assert {"decisions", "positions", "stops"} <= snapshot_kinds  # the pane state, at once
+        # the newest status only: an older one would show flags that no longer hold
+        assert len([e for e in got if isinstance(e, ev.EngineStatus)]) == 1
         assert await c.request("steer") is True
         await c.request("toggle_profile", side="short")
         status = None

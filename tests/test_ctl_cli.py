@@ -140,4 +140,9 @@ def test_ctl_without_a_bot_is_one_line(folder, capsys):
     env.write_text(f"DATA_DIR={folder / 'data'}\n")
     env.chmod(0o600)
     code, _, err = ctl(capsys, "--env", str(env), "pause")
-    assert code == 2 and "no bot socket in" in err
+    assert code == 2 and "no bot socket at" in err and str(folder / "data" / "paper.sock") in err
+    assert len(err.splitlines()) == 1
+    # with STATE_FILE the socket is looked for beside the state file
+    env.write_text(f"DATA_DIR={folder / 'data'}\nSTATE_FILE={folder / 'st' / 'bot.sqlite'}\n")
+    code, _, err = ctl(capsys, "--env", str(env), "pause")
+    assert code == 2 and str(folder / "st" / "bot.sock") in err and str(folder / "st" / "bot.paper.sock") in err

@@ -287,13 +287,6 @@ async def test_unknown_orders_read_as_none(venue):
     assert await venue.ex.fetch_order(XRP, client_order_id=987_655, kind="stop_loss") is None
 
 
-@pytest.mark.parametrize("venue", [
-    "sim", "faults",
-    xfail_on("htx-loopback", "drift in engine/exchange/htx.py: Exchange.fetch_order promises 'one order in any "
-             "state, by id or client id; None when the venue does not know it', but HTX invalidates a "
-             "client_order_id once the order is cancelled or filled (lookup answered 1067) and the adapter "
-             "lets that out as InvalidOrder; the simulator returns the cancelled order"),
-], indirect=True)
 async def test_a_cancelled_order_can_still_be_read_by_client_id(venue):
     placed = await venue.ex.place_post_only(XRP, "buy", d(2), await venue.resting_bid(XRP), 1011)
     await venue.ex.cancel_order(placed)
@@ -568,13 +561,6 @@ async def test_a_restarted_client_resending_a_filled_orders_id_does_not_trade_ag
     assert await restarted.fetch_open_orders() == []
 
 
-@pytest.mark.parametrize("venue", [
-    "sim", "faults",
-    xfail_on("htx-loopback", "drift in engine/exchange/htx.py: a client id already used for another order "
-             "(here a resting buy, reused for a sell) returns that other order from the adapter's "
-             "in-process cache (and, after a restart, from the 1050 lookup) without comparing it; the "
-             "simulator refuses the reuse with InvalidOrder, so the caller cannot mistake a buy for its sell"),
-], indirect=True)
 async def test_a_client_id_reused_for_a_different_order_is_refused(venue):
     first = await venue.ex.place_post_only(XRP, "buy", d(2), await venue.resting_bid(XRP), 1160)
     with pytest.raises(E.InvalidOrder):

@@ -23,12 +23,12 @@ from engine.exits.ladder import (
 from engine.runtime.engine import Engine
 from engine.runtime.events import ErrorEvent, EventBus, OrderEvent
 from engine.runtime.positions import MarketContext
-from engine.runtime.profile import CycleInput, ProfileRunner
+from engine.runtime.profile import CycleInput
 from engine.runtime.snapshot import read_snapshot
 from engine.settings import ProfileSettings, Settings
 from engine.store.state import StateStore
 
-from test_runtime_protection import A, T0, market, new_sim
+from test_runtime_protection import A, held_long_runner, market, new_sim, T0
 
 M = Market("ETH/USDT:USDT", "ETH-USDT", "ETH", "USDT", contract_size=Dec("0.01"), amount_step=Dec("1"),
            price_step=Dec("0.01"), min_amount=Dec("1"), min_notional=None)
@@ -157,13 +157,7 @@ def settings(**kw) -> Settings:
 
 async def run_runner(s: Settings, funding_at, minutes=30, step_ms=137_911):
     """Cycles of a long 10 @ 100 at 100, the funding rate given by `funding_at(minute)`."""
-    sim = new_sim()
-    sim._positions[A] = _SimPosition(Dec(10), Dec(100))
-    store = await StateStore.open(":memory:")
-    bus = EventBus()
-    seen: list = []
-    bus.subscribe(seen.append)
-    runner = ProfileRunner("long", s.side("long"), sim, store, bus, [A], s.glob)
+    runner, sim, store, seen = await held_long_runner(s)
     t = T0
     while t < T0 + minutes * MIN:
         sim.set_price(A, "100", t)
@@ -193,13 +187,7 @@ async def test_a_funding_state_change_re_plans_the_ladder_once_and_ticks_do_not(
 
 async def test_a_high_volatility_state_re_plans_the_floor():
     s = settings(**FLOOR, enable_dynamic_profit_floor=True)
-    sim = new_sim()
-    sim._positions[A] = _SimPosition(Dec(10), Dec(100))
-    store = await StateStore.open(":memory:")
-    bus = EventBus()
-    seen: list = []
-    bus.subscribe(seen.append)
-    runner = ProfileRunner("long", s.side("long"), sim, store, bus, [A], s.glob)
+    runner, sim, store, seen = await held_long_runner(s)
     t = T0
     for i in range(12):
         sim.set_price(A, "100", t)

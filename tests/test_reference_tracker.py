@@ -120,3 +120,20 @@ def test_replay_without_reference_is_unavailable_info_unless_settings_block():
     off = ReferenceTracker(enabled=False)
     feed(off, T0, 100.0, None)
     assert off.check("long", SYM, T0, strict).status == "disabled"
+
+
+def test_a_reference_that_falls_through_to_another_venue_starts_its_history_again():
+    """EXTERNAL_PRICE_REFERENCE_EXCHANGES=mexc,binance: when the reference's quote for a symbol
+    comes from another venue, the gap between the two venues is no move, so the 30 s / 1 min
+    changes are not computed across the switch."""
+    tr = ReferenceTracker()
+    t = T0 + 7_311
+    for k in range(7):  # mexc quotes every 10 s
+        feed(tr, t + k * 10_000, 100.0, 100.0)
+    now = t + 70_000
+    assert tr.mid_at("mexc", SYM, now - 60_000, 15_000) == pytest.approx(100.0)
+    tr.update({SYM: top("htx", 100.0, now)}, {SYM: top("binance", 100.4, now)}, now)
+    assert tr.top("mexc", SYM).venue == "binance"
+    assert tr.mid_at("mexc", SYM, now - 60_000, 15_000) is None  # no history across the switch
+    assert tr.mid_at("mexc", SYM, now, 15_000) == pytest.approx(100.4)
+    assert tr.mid_at("htx", SYM, now - 60_000, 15_000) == pytest.approx(100.0)  # HTX's is kept

@@ -56,6 +56,19 @@ def open_positions(sim: SimulatedExchange) -> None:
     sim._positions[B] = _SimPosition(Dec(-20), Dec(50))
 
 
+async def held_long_runner(s: Settings, contracts: int = 10, entry: int = 100
+                           ) -> tuple[ProfileRunner, SimulatedExchange, StateStore, list]:
+    """A long profile's runner on the simulator, the account holding a long `contracts` @
+    `entry` on A (not yet known to the runner): (runner, sim, store, events seen)."""
+    sim = new_sim()
+    sim._positions[A] = _SimPosition(Dec(contracts), Dec(entry))
+    store = await StateStore.open(":memory:")
+    bus = EventBus()
+    seen: list = []
+    bus.subscribe(seen.append)
+    return ProfileRunner("long", s.side("long"), sim, store, bus, [A], s.glob), sim, store, seen
+
+
 async def assert_every_position_protected(sim: SimulatedExchange) -> None:
     positions = await sim.fetch_positions()
     assert {p.symbol for p in positions} == {A, B}

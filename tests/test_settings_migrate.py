@@ -25,6 +25,8 @@ HARD_STOP_LOSS_MIN_EMERGENCY_PCT=0.04
 SHORT_EMA_POSITION_BUDGET_FRACTION=0.01   # half size for shorts
 TELEGRAM_BOT_TOKEN=abc123
 POST_ONLY_ENABLED=false
+STATE_FILE=bot_futures_state.json
+SHORT_STATE_FILE=bot_futures_short_state.json
 """
 
 
@@ -56,6 +58,9 @@ def test_migrated_file_passes_check_and_every_change_is_reported(tmp_path, old, 
     assert "unknown key TELEGRAM_BOT_TOKEN" in out
     assert "POST_ONLY_ENABLED: CROT rejects this value" in out
     assert "renamed GOLD_TIMEFRAME" not in out and "renamed COINS" not in out
+    # the reference's JSON state files are not CROT's state: left out, each with the reason
+    assert "STATE_FILE: left out as a comment: the reference's per-profile JSON state" in out
+    assert "SHORT_STATE_FILE: left out as a comment" in out
 
     text = new.read_text()
     assert "EMA_LADDER_FRACTIONS=0.5,0.5" in text
@@ -63,6 +68,8 @@ def test_migrated_file_passes_check_and_every_change_is_reported(tmp_path, old, 
     assert f"HTX_API_KEY={SECRET_KEY}" in text and f"HTX_API_SECRET={SECRET}" in text
     assert "# crot migrate: unknown key: TELEGRAM_BOT_TOKEN=abc123" in text
     assert "\nEMA_ENTRY_LADDER_FRACTIONS" not in text and "\nPOST_ONLY_ENABLED" not in text
+    assert "# crot migrate: not CROT's file: STATE_FILE=bot_futures_state.json" in text
+    assert "\nSTATE_FILE" not in text and "\nSHORT_STATE_FILE" not in text
     assert stat.S_IMODE(new.stat().st_mode) == 0o600
 
     rc, out2, err2 = _run(capsys, "config", "check", "--env", str(new))

@@ -131,11 +131,11 @@ def test_safety_switches_cannot_be_turned_off():
 def test_settings_not_yet_in_effect_are_accepted_but_warned_about():
     from engine.settings import by_key, planned_warnings
 
-    s = load_text("EMA_BREAKEVEN_REPRICE_MINUTES=30\nSHORT_DYNAMIC_PROFIT_FLOOR_URGENT_MULTIPLIER=0.5\n"
+    s = load_text("BTC_HEDGE_RATIO=0.5\nBTC_HEDGE_COOLDOWN_SEC=60\n"
                   "HARD_STOP_LOSS_PCT=0.02\n")
     warnings = planned_warnings(s)
-    assert len(warnings) == 2 and "EMA_BREAKEVEN_REPRICE_MINUTES" in warnings[0]
-    assert by_key()["EMA_BREAKEVEN_REPRICE_MINUTES"].planned
+    assert len(warnings) == 2 and "BTC_HEDGE_RATIO" in warnings[0]
+    assert by_key()["BTC_HEDGE_RATIO"].planned
     assert not by_key()["HARD_STOP_LOSS_PCT"].planned
 
 

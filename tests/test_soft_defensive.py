@@ -13,16 +13,14 @@ from types import SimpleNamespace as NS
 
 import pytest
 
-from engine.exchange.sim import _SimPosition
 from engine.exits import soft_defensive as sd
-from engine.runtime.events import EventBus, FillEvent, OrderEvent, TradeClosed
+from engine.runtime.events import FillEvent, OrderEvent, TradeClosed
 from engine.runtime.positions import MarketContext
-from engine.runtime.profile import CycleInput, ProfileRunner
+from engine.runtime.profile import CycleInput
 from engine.runtime.snapshot import read_snapshot
 from engine.settings import Settings
-from engine.store.state import StateStore
 
-from test_runtime_protection import A, T0, market, new_sim
+from test_runtime_protection import A, held_long_runner, market, T0
 
 MIN = 60_000
 M = market(A)
@@ -104,13 +102,7 @@ async def run(s, minutes, *, valid=False, btc=-0.005, wick_every=0, step_ms=137_
     """A long 10 @ 100 with the price at 97.005; a signal update every 5 minutes (a new
     candle); with `wick_every`, a candle up to 97.5 every that many minutes (it fills a
     resting sell at the market)."""
-    sim = new_sim()
-    sim._positions[A] = _SimPosition(Dec(10), Dec(100))
-    store = await StateStore.open(":memory:")
-    bus = EventBus()
-    seen: list = []
-    bus.subscribe(seen.append)
-    runner = ProfileRunner("long", s.side("long"), sim, store, bus, [A], s.glob)
+    runner, sim, store, seen = await held_long_runner(s)
     t, log, last_wick = T0, [], T0
     while t < T0 + minutes * MIN:
         if wick_every and t - last_wick >= wick_every * MIN:

@@ -20,11 +20,8 @@ import pytest
 
 from crot_tui.__main__ import main
 from crot_tui.app import CrotApp
-from crot_tui.host import EngineHost
 from crot_tui.remote import RemoteHost
-from tui_kit import held_demo
-from crot_tui.testing import fast_settings
-from engine.runtime.control import ControlServer
+from tui_kit import served_demo
 
 
 @pytest.fixture
@@ -56,22 +53,16 @@ def _status(app: CrotApp) -> str:
     return str(app.screen.query_one(StatusBar).render())
 
 
-async def _held_bot(steps: int = 3000) -> tuple[EngineHost, asyncio.Task]:
-    return await held_demo(steps)
-
-
 async def test_the_attached_dashboard_steers_the_bot_and_quitting_leaves_it_running(sock_dir, tmp_path):
-    bot, task = await _held_bot()
-    server = ControlServer(sock_dir / "demo.sock", bot, bot.bus)
-    await server.start()
+    bot, task, server = await served_demo(sock_dir / "demo.sock")
     try:
         viewer = RemoteHost(server.path, name="pilot")
         app = CrotApp(viewer, env_path=tmp_path / ".env", show_summary=False)
         async with app.run_test(size=(120, 40)) as pilot:
             assert await _until(lambda: viewer.connected and viewer.steering, pilot)
-            # the panes, from the bot (decisions reaching the viewer: test_control_socket and the
-            # tmux test; in the full suite this viewer once saw none within 20 s, under study)
-            assert await _until(lambda: app.state.account is not None and bool(app.state.positions), pilot)
+            # the panes, from the bot's snapshot (its server was serving before the engine started)
+            assert await _until(lambda: app.state.account is not None and bool(app.state.positions)
+                                and set(app.state.decisions) >= {"long", "short"}, pilot)
             await pilot.press("s")
             assert await _until(lambda: bot.engine.flags.enabled["short"] is False, pilot)
             assert await _until(lambda: "SHORT  OFF" in _status(app), pilot)

@@ -15,7 +15,7 @@ from crot_tui.app import CrotApp
 from crot_tui.screens.dashboard import DashboardScreen
 from crot_tui.screens.detail import DetailScreen
 from crot_tui.screens.inspector import InspectorScreen
-from tui_kit import feed_app, settle
+from tui_kit import feed_app, publish, settle
 from crot_tui.testing import SYN_STEP, SYN_T0, Recording, synthetic_recording
 from engine.runtime import events as ev
 
@@ -40,15 +40,6 @@ def timeline(screen: DetailScreen) -> list[list[str]]:
 
 def title(screen: DetailScreen) -> str:
     return screen.query_one("#detail-title").render().plain
-
-
-async def publish(pilot, *events: ev.Event) -> None:
-    app = pilot.app
-    for e in events:
-        app.host.bus.publish(e)
-    app.drain_now()
-    app.flush()
-    await pilot.pause()
 
 
 async def test_enter_on_a_position_opens_its_orders_fills_stops_and_entry_decision(recording, tmp_path) -> None:

@@ -17,6 +17,7 @@ from crot_tui.testing import SYN_STEP, SYN_T0, Recording, fast_settings, feed_ru
 from engine.runtime import events as ev
 from engine.store.audit import AuditWriter
 from engine.store.audit_query import audit_db_path, entry_decision, position_events
+from tui_kit import settle
 
 T = SYN_T0 + 121 * SYN_STEP
 
@@ -34,6 +35,13 @@ def dash_trades() -> list[ev.Event]:
         ev.FillEvent(t2 + 1, "long", "DASH/BTC", "buy", D("0.0665"), D(3), D("0.0002"), "entry"),
         ev.StopEvent(t2 + 2, "long", "DASH/BTC", "moved", D("0.0670"), D(3), "trail"),
     ]
+
+
+def paper_app(tmp_path: Path, data: Path, events) -> CrotApp:
+    """An app on a paper bot with DATA_DIR `data` whose engine is the recorded `events`."""
+    host = EngineHost(fast_settings(f"DATA_DIR={data}\n"), mode="paper",
+                      runner=feed_runner(Recording(tuple(events), None, 1)))
+    return CrotApp(host, env_path=write_env(tmp_path / ".env", ""), show_summary=False)
 
 
 def write_audit(folder: Path, events) -> Path:
@@ -94,15 +102,9 @@ async def test_a_late_viewer_shows_the_position_history_from_the_audit_trail(tmp
         if isinstance(e, ev.Positions):
             last[e.profile] = e
     rec = Recording(tuple(last.values()), None, 1)
-    host = EngineHost(fast_settings(f"DATA_DIR={data}\n"), mode="paper", runner=feed_runner(rec))
-    app = CrotApp(host, env_path=write_env(tmp_path / ".env", ""), show_summary=False)
+    app = paper_app(tmp_path, data, rec.events)
     async with app.run_test(size=(120, 40)) as pilot:
-        await asyncio.wait_for(app.engine_done.wait(), 60)
-        for _ in range(3):
-            await pilot.pause()
-        app.drain_now()
-        app.flush()
-        await pilot.pause()
+        await settle(pilot)
         assert app.state.episode("long", "ETH/BTC") is None
         await pilot.press("1", "enter")  # ETH/BTC long
         screen = app.screen
@@ -125,3 +127,107 @@ async def test_a_late_viewer_shows_the_position_history_from_the_audit_trail(tmp
         app.flush()
         await pilot.pause()
         assert t.row_count == 8
+
+
+async def test_the_trades_screen_shows_the_audit_trails_earlier_trades_and_their_detail(tmp_path, events) -> None:
+    """Issue 14, history: a viewer started after trades closed lists them from the audit trail
+    (once, under the trades it saw itself, none twice), and Enter on one shows its orders,
+    fills and stop from the audit trail."""
+    from crot_tui.screens.trades import TradesScreen
+    from engine.store.audit_query import recent_trades
+
+    data = tmp_path / "data"
+    db = write_audit(data / "paper", events)
+    history = recent_trades(db)
+    assert [(t.symbol, t.reason, t.pnl) for t in history] == [("ADA/BTC", "exit ladder", D("1.6820")),
+                                                              ("DASH/BTC", "stop_loss", D("-0.5000"))]
+    assert recent_trades(db, 1) == history[-1:]  # the newest
+    assert recent_trades(tmp_path / "missing.sqlite") == []
+    # the app saw only the DASH trade's close (it attached just before): it is not listed twice
+    seen = [e for e in events if isinstance(e, ev.TradeClosed) and e.symbol == "DASH/BTC"]
+    rec = Recording(tuple(seen), None, 1)
+    app = paper_app(tmp_path, data, rec.events)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        assert len(app.state.closed) == 1
+        await pilot.press("h")
+        screen = app.screen
+        assert isinstance(screen, TradesScreen)
+        await asyncio.wait_for(screen.history_loaded.wait(), 10)
+        await pilot.pause()
+        assert [(ep.symbol, ep.history) for ep in app.state.closed] == [("ADA/BTC", True), ("DASH/BTC", False)]
+        assert screen.query_one("#trades-table").row_count == 2
+        assert "2 trades" in screen.query_one("#trades-summary").render().plain
+        screen.set_filter("ada")
+        await pilot.pause()
+        await pilot.press("enter")
+        detail = app.screen
+        assert isinstance(detail, DetailScreen) and detail.symbol == "ADA/BTC"
+        await asyncio.wait_for(detail.audit_loaded.wait(), 10)
+        await pilot.pause()
+        t = detail.query_one("#detail-timeline")
+        kinds = [t.get_row_at(i)[1].plain for i in range(t.row_count)]
+        assert "order" in kinds and kinds[-1] == "trade" and kinds.count("trade") == 1
+        await pilot.press("escape", "escape", "h")  # reopened: history is not merged again
+        await pilot.pause()
+        assert len(app.state.closed) == 2
+
+
+async def test_the_event_log_starts_with_the_audit_trails_last_lines(tmp_path, events) -> None:
+    """Issue 14: the event log of a viewer started after the bot ran holds the record's
+    earlier orders, stops, fills and closes before its own lines (bounded, none twice)."""
+    from crot_tui.widgets.eventlog import EventLogPane
+    from engine.store.audit_query import recent_events
+
+    data = tmp_path / "data"
+    db = write_audit(data / "paper", events)
+    recorded = recent_events(db)
+    kinds = {e.kind for e in recorded}
+    assert {"order", "stop", "fill", "trade"} <= kinds
+    assert [e.ts_ms for e in recorded] == sorted(e.ts_ms for e in recorded)
+    assert len(recent_events(db, 5)) == 5 and recent_events(db, 5) == recorded[-5:]
+    assert recent_events(db, before_ms=T) == [e for e in recorded if e.ts_ms < T][-2500:]
+    assert recent_events(tmp_path / "missing.sqlite") == []
+    seen = [e for e in events if isinstance(e, ev.TradeClosed) and e.symbol == "DASH/BTC"]
+    app = paper_app(tmp_path, data, seen)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await asyncio.wait_for(app.log_history_loaded.wait(), 10)
+        await settle(pilot)
+        lines = list(app.state.log)
+        history = [x for x in lines if x.seq < 0]
+        assert len(history) >= 10 and lines[: len(history)] == history  # the record's lines come first
+        texts = [x.text for x in lines]
+        dash_close = [t for t in texts if "DASH/BTC" in t and t.startswith("trade")]
+        assert len(dash_close) == 1, dash_close  # seen live and recorded: once
+        assert any(t.startswith("order") and "ETH/BTC" in t for t in texts[: len(history)])
+        pane = app.screen.query_one(EventLogPane)
+        assert f"{len(lines)} events" in str(pane.border_subtitle)
+
+
+async def test_an_attached_viewer_reads_the_bots_audit_trail(tmp_path, events) -> None:
+    """A viewer attached over the control socket learns the bot's audit trail from its hello
+    and shows the record's earlier log lines and trades, as a local app does."""
+    import tempfile
+
+    from crot_tui.remote import RemoteHost
+    from engine.runtime.control import ControlServer
+
+    data = tmp_path / "data"
+    db = write_audit(data / "paper", events)
+    bot = EngineHost(fast_settings(f"DATA_DIR={data}\n"), mode="paper", runner=feed_runner(Recording((), None, 1)))
+    server = ControlServer(Path(tempfile.mkdtemp(prefix="crot", dir="/tmp")) / "b.sock", bot, bot.bus)
+    await server.start()
+    try:
+        viewer = RemoteHost(server.path, name="history")
+        app = CrotApp(viewer, env_path=write_env(tmp_path / ".env", ""), show_summary=False)
+        async with app.run_test(size=(120, 40)) as pilot:
+            await asyncio.wait_for(app.log_history_loaded.wait(), 20)
+            await pilot.pause()
+            assert viewer.audit_path == str(db.absolute())
+            history = [x for x in app.state.log if x.seq < 0]
+            assert any(x.text.startswith("trade") and "DASH/BTC" in x.text for x in history)
+            await pilot.press("h")
+            await asyncio.wait_for(app.screen.history_loaded.wait(), 10)
+            assert [ep.symbol for ep in app.state.closed] == ["ADA/BTC", "DASH/BTC"]
+    finally:
+        await server.aclose()

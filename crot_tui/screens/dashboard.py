@@ -47,6 +47,7 @@ class DashboardScreen(Screen):
         Binding("slash", "app.command_palette", "Search", key_display="/"),
         Binding("q", "app.quit", "Quit"),
         Binding("i", "inspect", "Inspect coin", show=False),
+        Binding("c", "chart", "Chart", tooltip="Price chart of the selected position or coin"),
         Binding("h", "trades", "Trades", tooltip="Closed trades: filter, sort, Enter for the detail"),
         Binding("enter", "position_detail", "Position detail", show=False, priority=True),
         Binding("tab", "next_pane", "Next pane", show=False),
@@ -181,6 +182,25 @@ class DashboardScreen(Screen):
         from .detail import open_detail
 
         open_detail(self.app, profile, symbol)
+
+    def action_chart(self) -> None:
+        """The price chart of the focused position's or coin's symbol (else the first coin)."""
+        symbol = None
+        focused = self.focused
+        if isinstance(focused, KeyedTable):
+            key = focused.current_key()
+            if key and focused.id == "positions-table" and ":" in key:
+                symbol = key.split(":", 1)[1]
+            elif key and focused.id == "rejections-table":
+                symbol = key
+        symbols = sorted(self.app.state.symbols)  # type: ignore[attr-defined]
+        symbol = symbol or (symbols[0] if symbols else None)
+        if symbol is None:
+            self.notify("no coin to chart yet (the indicators are still warming up)", severity="warning")
+            return
+        from .chart import open_chart
+
+        open_chart(self.app, symbol)
 
     def action_inspect(self) -> None:
         table = self.query_one("#rejections-table", KeyedTable)

@@ -73,6 +73,7 @@ class DetailScreen(Screen):
     BINDINGS = [
         Binding("escape,q", "app.pop_screen", "Back"),
         Binding("tab", "switch_tab", "Timeline/gates"),
+        Binding("c", "chart", "Chart"),
         Binding("question_mark", "app.help", "Help", key_display="?"),
     ]
     LISTENS = (PositionsChanged, LogAppended)
@@ -148,24 +149,24 @@ class DetailScreen(Screen):
                 return p
         return None
 
-    def _audit_episode(self, pos: Any) -> Episode | None:
+    def _audit_episode(self, window: tuple[int, int | None] | None) -> Episode | None:
         """The position's history from the audit trail (read-only): asked once per screen, in a
         thread (a long record must not stall the UI); the view updates when it is in."""
-        if self._audit_asked or self.audit_db is None or pos is None or not pos.opened_ms:
+        if self._audit_asked or self.audit_db is None or window is None:
             if not self._audit_asked:
                 self.audit_loaded.set()  # nothing to load
             return self.from_audit
         self._audit_asked = True
-        self.run_worker(lambda: self._load_audit(self.audit_db, pos.opened_ms), thread=True,  # type: ignore[arg-type]
+        self.run_worker(lambda: self._load_audit(self.audit_db, *window), thread=True,  # type: ignore[arg-type]
                         name="detail-audit", exit_on_error=False)
         return None
 
-    def _load_audit(self, path: Path, opened_ms: int) -> None:
+    def _load_audit(self, path: Path, opened_ms: int, until_ms: int | None = None) -> None:
         from engine.store.audit_query import entry_decision, position_events
 
         ep = Episode(self.profile, self.symbol)
         try:
-            for e in position_events(path, self.profile, self.symbol, opened_ms=opened_ms):
+            for e in position_events(path, self.profile, self.symbol, opened_ms=opened_ms, until_ms=until_ms):
                 ep.add(e)
             entry = next((e for e in ep.events if getattr(e, "purpose", "") == "entry"), None)
             at = entry.ts_ms if entry is not None else opened_ms
@@ -182,7 +183,12 @@ class DetailScreen(Screen):
 
     def _merged(self, ep: Episode | None, pos: Any) -> Episode | None:
         """The events seen, after what the audit trail had from before them."""
-        audit = self._audit_episode(pos) if (ep is None or ep.decision is None) and pos is not None else self.from_audit
+        window: tuple[int, int | None] | None = None
+        if pos is not None and pos.opened_ms:
+            window = (pos.opened_ms, None)
+        elif ep is not None and ep.history and ep.trade is not None and ep.trade.opened_ms:
+            window = (ep.trade.opened_ms, ep.trade.ts_ms)  # a trade from before the app started
+        audit = self._audit_episode(window) if ep is None or ep.decision is None else self.from_audit
         if audit is None or not audit.events and audit.decision is None:
             return ep
         merged = Episode(self.profile, self.symbol)
@@ -281,6 +287,11 @@ class DetailScreen(Screen):
         t.append_text(decision_summary(d, bool(getattr(d, "entry_valid", False)), colors))
         return t
 
+    def action_chart(self) -> None:
+        from .chart import open_chart
+
+        open_chart(self.app, self.symbol)
+
     def action_switch_tab(self) -> None:
         tabs = self.query_one(TabbedContent)
         if tabs.active == "tab-timeline":
@@ -292,8 +303,12 @@ class DetailScreen(Screen):
 
 
 def audit_db(app: Any) -> Path | None:
-    """The audit SQLite of the bot the app shows (live or paper, on this machine), if there is one."""
+    """The audit SQLite of the bot the app shows (live or paper, on this machine; an attached
+    viewer learns it from the bot's hello), if there is one."""
     host = getattr(app, "host", None)
+    remote = getattr(host, "audit_path", "")
+    if remote:
+        return Path(remote) if Path(remote).is_file() else None
     settings = getattr(host, "settings", None)
     mode = getattr(host, "mode", "")
     if settings is None or mode not in ("live", "paper"):

@@ -21,6 +21,7 @@ KEYS = [
         ("enter / i", "in the gates pane: inspect the coin (every gate, both sides)"),
         ("enter", "in the positions pane: the position's orders, fills, stop moves and entry decision"),
         ("h", "closed trades: filter, sort, Enter for a trade's detail"),
+        ("c", "price chart of the focused position or coin: closes, EMAs, fills, entry and stop"),
         ("/ (in the log)", "filter the event log: words, -word, kind:order,stop, level:warn; esc clears"),
         ("w (in the log)", "the log's minimum level: all, warnings and errors, errors"),
         ("e", "settings editor"),
@@ -34,7 +35,14 @@ KEYS = [
     ("Coin inspector", [
         ("tab", "switch between the long and the short decision"),
         ("[ / ]", "previous / next coin"),
+        ("c", "the coin's price chart"),
         ("esc", "back to the dashboard"),
+    ]),
+    ("Price chart", [
+        ("[ / ]", "previous / next coin"),
+        ("", "closes the engine decided on (since the app started), trigger EMAs fast and slow, buy ^ and "
+             "sell v fills, each open position's entry (yellow) and stop (red) as lines"),
+        ("esc", "back"),
     ]),
     ("Closed trades", [
         ("/ or f", "filter as you type: symbol, side, profile or exit reason; -word drops; win / loss"),
@@ -44,6 +52,7 @@ KEYS = [
     ]),
     ("Position and trade detail", [
         ("tab", "switch between the timeline (orders, fills, stops) and the entry decision's gates"),
+        ("c", "the symbol's price chart"),
         ("esc", "back"),
     ]),
     ("Settings editor", [

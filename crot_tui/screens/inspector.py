@@ -81,6 +81,7 @@ class InspectorScreen(Screen):
         Binding("tab", "switch_side", "Long/short"),
         Binding("right_square_bracket", "step(1)", "Next coin", key_display="]"),
         Binding("left_square_bracket", "step(-1)", "Prev coin", key_display="["),
+        Binding("c", "chart", "Chart"),
         Binding("question_mark", "app.help", "Help", key_display="?"),
     ]
     LISTENS = (RejectionsChanged,)
@@ -151,10 +152,14 @@ class InspectorScreen(Screen):
         tabs.active = f"side-{side}"
         self.query_one(f"#gates-{side}", KeyedTable).focus()
 
+    def action_chart(self) -> None:
+        from .chart import open_chart
+
+        open_chart(self.app, self.symbol)
+
     def action_step(self, delta: int) -> None:
-        symbols = sorted(self.app.state.symbols)  # type: ignore[attr-defined]
-        if not symbols:
+        symbol = self.app.state.next_symbol(self.symbol, delta)  # type: ignore[attr-defined]
+        if symbol is None:
             return
-        i = symbols.index(self.symbol) if self.symbol in symbols else -1
-        self.symbol = symbols[(i + delta) % len(symbols)]
+        self.symbol = symbol
         self.update_state(self.app.state)  # type: ignore[attr-defined]

@@ -1,6 +1,8 @@
 """Closed trades: entry, exit, PnL, fees, time held, exit reason, per symbol, side and profile.
 
-The list comes from the TradeClosed events the app received (`UiState.closed`, bounded). It
+The list comes from the TradeClosed events the app received (`UiState.closed`, bounded) and,
+for a live or paper bot on this machine, the trades of its audit trail from before the app
+started (read once, in a thread, when the screen first opens). It
 filters as you type (words that must all appear in the symbol, side, profile or exit reason;
 `-word` drops the trades that contain it; `win` / `loss` keep the winners / losers), sorts by
 any column (`s` next column, `r` reverse, or click a header), and Enter opens the trade's
@@ -161,6 +163,35 @@ class TradesScreen(Screen):
         self.app.listen(self)  # type: ignore[attr-defined]
         self.update_state(self.app.state)  # type: ignore[attr-defined]
         self.query_one("#trades-table", DataTable).focus()
+        self._load_history()
+
+    def _load_history(self) -> None:
+        """Once per app: the trades the audit trail has from before the app started (a live or
+        paper bot on this machine), read in a thread, merged under the ones seen."""
+        import asyncio
+
+        from .detail import audit_db
+
+        self.history_loaded = asyncio.Event()
+        state = self.app.state  # type: ignore[attr-defined]
+        path = audit_db(self.app)
+        if state.history_loaded or path is None:
+            self.history_loaded.set()
+            return
+
+        def load() -> None:
+            from engine.store.audit_query import recent_trades
+
+            trades = recent_trades(path, state.trade_limit)
+            self.app.call_from_thread(self._history_done, trades)
+
+        self.run_worker(load, thread=True, name="trades-history", exit_on_error=False)
+
+    def _history_done(self, trades: list[Any]) -> None:
+        state = self.app.state  # type: ignore[attr-defined]
+        if state.add_history(trades):
+            self.update_state(state, force=True)
+        self.history_loaded.set()
 
     def on_unmount(self) -> None:
         self.app.unlisten(self)  # type: ignore[attr-defined]
@@ -276,9 +307,11 @@ class TradesScreen(Screen):
         seq = int(event.row_key.value)
         ep = self.app.state.closed_trade(seq)  # type: ignore[attr-defined]
         if ep is not None:
-            from .detail import DetailScreen
+            from .detail import DetailScreen, audit_db
 
-            self.app.push_screen(DetailScreen(ep.profile, ep.symbol, trade_seq=seq))
+            # a trade from before the app started: its orders, fills and stops from the audit trail
+            self.app.push_screen(DetailScreen(ep.profile, ep.symbol, trade_seq=seq,
+                                              audit_db=audit_db(self.app) if ep.history else None))
 
 
 class TradeInput(Input):

@@ -141,7 +141,8 @@ class EventLogPane(Pane):
     def update_state(self, state: UiState) -> None:
         if not self._caught_up:  # first show: what happened before this pane existed
             self._caught_up = True
-            self.write(list(state.log))
+            self._seen += len(state.log)
+            self.rewrite()
 
     def on_log_appended(self, message: LogAppended) -> None:
         self.write(message.lines)
@@ -186,6 +187,13 @@ class EventLogPane(Pane):
         self.filter = new
         self.rewrite()
 
+    def history_added(self, n: int) -> None:
+        """`n` lines from the audit trail were put before the others (UiState.add_log_history)."""
+        if not self._caught_up:
+            return  # the first show writes them with the rest
+        self._seen += n
+        self.rewrite()
+
     def rewrite(self) -> None:
         log = self.query_one(RichLog)
         log.clear()
@@ -202,7 +210,7 @@ class EventLogPane(Pane):
         style = {logging.WARNING: colors.get("warn", ""), logging.ERROR: f"bold {colors.get('loss', '')}"}
         flt = self.filter
         for line in lines[-MAX_LINES:]:
-            if line.seq and line.seq <= self._last_seq:
+            if line.seq > 0 and line.seq <= self._last_seq:  # history lines (seq < 0) come by rewrite
                 continue
             self._last_seq = max(self._last_seq, line.seq)
             if count:

@@ -1,5 +1,5 @@
 """Exchange layer: one async interface (`Exchange`) with HTX, simulated and fault-injecting
-implementations, the MEXC public reference feed, typed errors and safe rounding.
+implementations, the public reference feeds (MEXC, any ccxt venue), typed errors and safe rounding.
 
 Modules: `types` (values), `errors` (typed errors, redaction), `precision` (safe rounding),
 `client_ids` (deterministic ids), `base` (interface), `retry` (backoff, idempotent placement),
@@ -29,6 +29,7 @@ from .errors import (
 )
 from .faults import FaultInjectingExchange, FaultRates
 from .htx import HtxConfig, HtxExchange
+from .ccxt_reference import CcxtReference, ReferenceConfig
 from .mexc import MexcConfig, MexcReference
 from .resilient import RetryingExchange
 from .retry import RetryPolicy
@@ -67,8 +68,10 @@ __all__ = [
     "InvalidOrder",
     "MAX_CLIENT_ORDER_ID",
     "Market",
+    "CcxtReference",
     "MexcConfig",
     "MexcReference",
+    "ReferenceConfig",
     "NetworkError",
     "Order",
     "OrderKind",

@@ -144,7 +144,8 @@ class Exchange(Protocol):
 
 @runtime_checkable
 class ReferenceFeed(Protocol):
-    """Public price reference of another venue (MEXC): no keys, read only."""
+    """Public price reference of another venue (MEXC by default, any ccxt venue of
+    EXTERNAL_PRICE_REFERENCE_EXCHANGES): no keys, read only."""
 
     name: str
 

@@ -20,6 +20,7 @@ import logging
 import re
 import threading
 from decimal import Decimal
+from typing import Any
 
 # --------------------------------------------------------------------------- redaction
 
@@ -245,3 +246,16 @@ __all__ = [
     "redacting_logger",
     "register_secret",
 ]
+
+
+def refuse_reuse(found: Any, symbol: str, side: str, kind: str, reduce_only: bool, client_order_id: int,
+                 venue: str) -> None:
+    """An order found under a client id that names another order (symbol, side, kind or
+    reduce-only differ): a reuse. Handing it back would report e.g. a resting buy as the sell
+    just asked for; it is refused with InvalidOrder as the simulator does and as HTX does for an
+    active id ("Place Order": 1050 "Customer's order number is repeated"), so every Exchange
+    answers a reuse the same way."""
+    if found is not None and (found.symbol, found.side, found.kind, found.reduce_only) != (
+            symbol, side, kind, reduce_only):
+        raise InvalidOrder(f"client order id {client_order_id} already used by {found.kind} {found.side} "
+                           f"{found.symbol}{' reduce-only' if found.reduce_only else ''}", venue=venue)

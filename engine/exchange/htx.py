@@ -67,6 +67,7 @@ from .precision import (
     round_limit_price,
     round_stop_trigger,
 )
+from .markets_cache import MarketsCache
 from .retry import RetryPolicy, place_idempotent, retry_read
 from .validate import check_balance, check_order, check_position
 from .types import (
@@ -166,6 +167,13 @@ class HtxConfig:
     # already filled (HTX then accepts it again as a new order) is never traded twice
     check_filled_ids: bool = True
     clock_ms: Callable[[], int] = field(default=lambda: int(time.time() * 1000), repr=False)
+    # MARKET_LOAD_RETRIES: transient failures of one markets load retried this many times
+    # (the retry policy's growing pause between them) before the typed error leaves
+    market_load_retries: int = 4
+    # MARKETS_CACHE_FILE / MARKETS_CACHE_MAX_AGE_SEC (engine/exchange/markets_cache.py):
+    # None = no cache; max age 0 = never read the file (it is still rewritten)
+    markets_cache_file: str | None = None
+    markets_cache_max_age_sec: int = 604_800
 
     def __repr__(self) -> str:  # never print credentials
         return f"HtxConfig(hostnames={self.hostnames}, scheme={self.scheme!r}, timeout_ms={self.timeout_ms})"
@@ -325,14 +333,46 @@ class HtxExchange:
         async with self._markets_lock:
             if self._markets and not reload:
                 return self._markets
-            raw = await self._read("load markets", self._ccxt.fetch_markets)
-            usable = [m for m in raw if m.get("swap") and m.get("linear") and m.get("settle") == "USDT"]
-            if not usable:
-                raise E.ExchangeError("no USDT-margined linear swap markets returned", venue=VENUE)
-            # set only our markets: ccxt then never lazily loads spot markets or currencies
-            self._ccxt.set_markets(usable)
-            self._markets = {m["symbol"]: self._parse_market(m) for m in usable}
+            cache = self._markets_cache()
+            cached = cache.read() if cache is not None and not reload else None
+            parsed = self._use_cached(cached) if cached is not None else None
+            if parsed is None:
+                policy = replace(self._policy, max_attempts=max(0, self.config.market_load_retries) + 1)
+                raw = await retry_read(lambda: self._once(self._ccxt.fetch_markets), policy, what="htx load markets")
+                usable = [m for m in raw if m.get("swap") and m.get("linear") and m.get("settle") == "USDT"]
+                if not usable:
+                    raise E.ExchangeError("no USDT-margined linear swap markets returned", venue=VENUE)
+                # set only our markets: ccxt then never lazily loads spot markets or currencies
+                self._ccxt.set_markets(usable)
+                parsed = {m["symbol"]: self._parse_market(m) for m in usable}
+                if cache is not None:
+                    await asyncio.to_thread(cache.write, usable)
+            self._markets = parsed
             return self._markets
+
+    def _markets_cache(self) -> MarketsCache | None:
+        if not self.config.markets_cache_file:
+            return None
+        return MarketsCache(self.config.markets_cache_file, venue=VENUE, clock_ms=self.config.clock_ms,
+                            max_age_ms=self.config.markets_cache_max_age_sec * 1000)
+
+    def _use_cached(self, cached: list[dict[str, Any]]) -> dict[str, Market] | None:
+        """Cached markets set on the ccxt client and parsed as ours, or None (one warning) when
+        one of them does not read as a USDT-margined linear swap: they are then fetched again,
+        never half used."""
+        try:
+            if not all(m.get("swap") and m.get("linear") and m.get("settle") == "USDT" for m in cached):
+                raise ValueError("a market that is not a USDT linear swap")
+            parsed = {m["symbol"]: self._parse_market(m) for m in cached}
+            if not all(m.contract_size > 0 and m.amount_step > 0 and m.price_step > 0 for m in parsed.values()):
+                raise ValueError("a market without a positive contract size or step")
+            self._ccxt.set_markets(cached)
+            return parsed
+        except (ArithmeticError, ValueError, TypeError, KeyError, AttributeError) as exc:
+            reason = str(exc).splitlines()[0][:120] if isinstance(exc, ValueError) and str(exc) else type(exc).__name__
+            log.warning("markets cache %s ignored (%s); loading markets from htx", self.config.markets_cache_file,
+                        reason)
+            return None
 
     @staticmethod
     def _parse_market(m: Mapping[str, Any]) -> Market:
@@ -535,6 +575,17 @@ class HtxExchange:
             raw = await self._once(lambda: self._ccxt.fetch_order(order_id, symbol, params))
         except E.OrderNotFound:
             return None
+        except E.InvalidOrder:
+            if client_order_id is None:
+                raise
+            # HTX: a client_order_id "becomes invalid once the order is fully filled or
+            # canceled" (a lookup by it is answered 1067). The venue no longer knows the id:
+            # an order this process placed under it is read by its venue id; else None.
+            known = self._placed.get(client_order_id)
+            if known is None or not known.id:
+                return None
+            by_id = await self._fetch_order_once(symbol, known.id, None, kind)
+            return replace(by_id, client_order_id=client_order_id) if by_id is not None else None
         if not raw or not raw.get("id") or raw.get("id") == "None" or not raw.get("symbol"):
             return None  # HTX answers "data": null / [] for an unknown id
         return self._parse_order(raw)
@@ -566,6 +617,8 @@ class HtxExchange:
                 attached_stop=attached,
             ),
             what=f"post-only {side} {symbol}",
+            side=side,
+            reduce_only=False,
         )
         if self.config.confirm_orders:
             order = await self._confirm_post_only(order)
@@ -610,6 +663,8 @@ class HtxExchange:
                 symbol, "limit", side, amount, price, None, client_order_id, post_only=False, reduce_only=True
             ),
             what=f"reduce-only limit {side} {symbol}",
+            side=side,
+            reduce_only=True,
         )
 
     async def close_reduce_only_market(
@@ -627,6 +682,8 @@ class HtxExchange:
                 symbol, "market", side, amount, None, None, client_order_id, post_only=False, reduce_only=True
             ),
             what=f"reduce-only market {side} {symbol}",
+            side=side,
+            reduce_only=True,
         )
 
     async def place_stop_loss(
@@ -650,6 +707,8 @@ class HtxExchange:
                 symbol, "market", side, amount, None, trigger, client_order_id, post_only=False, reduce_only=True
             ),
             what=f"stop-loss {side} {symbol}",
+            side=side,
+            reduce_only=True,
         )
         if self.config.confirm_orders:
             await self._confirm_stop(order, amount, trigger)
@@ -683,26 +742,36 @@ class HtxExchange:
         kind: OrderKind,
         create: Callable[[], Awaitable[Order]],
         what: str,
+        side: Side,
+        reduce_only: bool,
     ) -> Order:
+        def same(found: Order | None) -> Order | None:
+            """An order found under this client id must be this order (a reuse is refused)."""
+            E.refuse_reuse(found, symbol, side, kind, reduce_only, client_order_id, VENUE)
+            return found
+
+        async def lookup() -> Order | None:
+            return same(await self._lookup_placed(symbol, client_order_id, kind))
+
         lock = self._cid_locks.setdefault(client_order_id, asyncio.Lock())
         async with lock:
             known = self._placed.get(client_order_id)
             if known is not None:
-                return known
+                return same(known)  # type: ignore[return-value]
             if (self.config.check_filled_ids and kind not in ALGO_KINDS
                     and client_order_id in await self._filled_earlier(symbol, kind)):
                 # HTX: a client_order_id "becomes invalid once the order is fully filled or
                 # canceled", and the venue then accepts it again as a NEW order. An id that
                 # filled before this process started (a restart re-planning a crashed cycle)
                 # is that order: answer with it, never trade twice.
-                found = await self._lookup_placed(symbol, client_order_id, kind)
+                found = await lookup()
                 if found is not None:
                     self._remember(found)
                     return found
             self._check_ban(kind)
             order = await place_idempotent(
                 create,
-                lambda: self._lookup_placed(symbol, client_order_id, kind),
+                lookup,
                 self._policy,
                 client_order_id=client_order_id,
                 what=f"htx {what}",

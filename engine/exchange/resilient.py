@@ -80,18 +80,7 @@ class RetryingExchange:
     ) -> Order:
         async def lookup() -> Order | None:
             found = await self.inner.fetch_order(symbol, client_order_id=client_order_id, kind=kind)
-            if found is not None and (found.symbol, found.side, found.kind, found.reduce_only) != (
-                symbol, side, kind, reduce_only
-            ):
-                # The client id names another order (a reuse). Handing it back would report
-                # e.g. a resting buy as the sell just asked for; refuse as the simulator does
-                # and as HTX does for an active id ("Place Order": 1050 "Customer's order
-                # number is repeated"), so every Exchange answers a reuse the same way.
-                raise E.InvalidOrder(
-                    f"client order id {client_order_id} already used by {found.kind} {found.side} "
-                    f"{found.symbol}{' reduce-only' if found.reduce_only else ''}",
-                    venue=self.name,
-                )
+            E.refuse_reuse(found, symbol, side, kind, reduce_only, client_order_id, self.name)
             return found
 
         return await place_idempotent(

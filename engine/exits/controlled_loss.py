@@ -194,3 +194,28 @@ def close_order(p: ProfileSettings, side: PositionSide, entry: Decimal, price: D
     if amount <= 0 or not meets_minimums(market, amount, px):
         return None
     return ExitOrder(TAG, px, amount)
+
+
+def time_exit_within_bank(p: ProfileSettings, side: PositionSide, entry: Decimal, order: ExitOrder,
+                          market: Market, bank: Decimal) -> ExitOrder | None:
+    """HARD_TIME_EXIT_BYPASS_PROFIT_BANK off: the hard time exit's step `order` when it would
+    realize a loss (its price, less the closing fee, is on the losing side of the entry) is
+    sized like the controlled-loss order - no more contracts than the profit bank pays for at
+    that price - and withheld (None) when the bank is empty or what it pays for is below the
+    venue minimums. A step that takes a profit is returned unchanged."""
+    if not realizes_loss(p, side, entry, order.price):
+        return order
+    per = loss_per_contract(side, entry, order.price, market, close_fee(p, side))
+    if bank <= 0 or per <= 0:
+        return None
+    amount = min(order.amount, round_amount(bank / per, market.amount_step))
+    if amount <= 0 or not meets_minimums(market, amount, order.price):
+        return None
+    return ExitOrder(order.tag, order.price, amount)
+
+
+def realizes_loss(p: ProfileSettings, side: PositionSide, entry: Decimal, price: Decimal) -> bool:
+    """Closing at `price` loses money: the price, less the closing fee, on the losing side of
+    the entry."""
+    sign = 1 if side == "long" else -1
+    return (price - entry) * sign - price * D(close_fee(p, side)) < 0

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Literal
 
-from engine.exchange.precision import D, meets_minimums, round_amount, round_limit_price
+from engine.exchange.precision import D, ceil_to_step, floor_to_step, meets_minimums, round_amount, round_limit_price
 from engine.exchange.types import Market, PositionSide, closing_side
 from engine.settings import ProfileSettings
 
@@ -109,7 +109,7 @@ def dynamic_fee_floor(p: ProfileSettings, side: PositionSide, *, funding: float 
         m *= p.dynamic_profit_floor_adverse_funding_multiplier
     if urgent:
         m *= p.dynamic_profit_floor_urgent_multiplier
-    return max(p.dynamic_profit_floor_min_rate, base * m)
+    return max(p.dynamic_profit_floor_min_rate, base if m == 1.0 else round(base * m, 12))
 
 
 def exit_state_tag(p: ProfileSettings, side: PositionSide, funding: float | None,
@@ -195,18 +195,21 @@ def exit_plan(
     tighten: tuple[tuple[float, ...], tuple[float | None, ...]] | None = None,
     funding: float | None = None,
     daily_volatility: float | None = None,
+    urgent: bool = False,
 ) -> ExitPlan:
     """The wanted exit ladder for a position.
 
     `tighten` (fractions, markups) replaces the ladder when the cross-exchange reference shows
     an adverse premium; a `None` markup there leaves that part to the runner. `funding` (the
     current rate, None = unknown) scales the markups (ENABLE_FUNDING_AWARE_EXIT) and, with
-    `daily_volatility`, lowers the profit floor (ENABLE_DYNAMIC_PROFIT_FLOOR).
+    `daily_volatility`, lowers the profit floor (ENABLE_DYNAMIC_PROFIT_FLOOR); so does `urgent`
+    (the hard time exit runs: x DYNAMIC_PROFIT_FLOOR_URGENT_MULTIPLIER).
     """
-    floor = dynamic_fee_floor(p, side, funding=funding, daily_volatility=daily_volatility)
+    floor = dynamic_fee_floor(p, side, funding=funding, daily_volatility=daily_volatility, urgent=urgent)
     funding_mult = funding_markup_multiplier(p, side, funding)
     if mode == "breakeven":
-        markup = p.buy_fee_rate + p.sell_fee_rate + p.ema_breakeven_fee_buffer
+        # (rounded: float noise in the sum would round a passive price a tick further away)
+        markup = round(p.buy_fee_rate + p.sell_fee_rate + p.ema_breakeven_fee_buffer, 12)
         parts = _split(contracts, p.ema_breakeven_exit_fractions, market)
         price = _price(side, entry_price, markup, market)
         orders = tuple(ExitOrder(f"be{i + 1}", price, a) for i, a in enumerate(parts)
@@ -332,3 +335,21 @@ def breakeven_due(p: ProfileSettings, minutes_held: float, time_multiplier: floa
     if p.time_exit_after_minutes > 0:
         starts.append(p.time_exit_after_minutes)
     return bool(starts) and minutes_held >= min(starts) * time_multiplier
+
+
+def aggressive_close_price(side: PositionSide, price: Decimal, market: Market) -> Decimal:
+    """The limit price of a close meant to fill at once (EMA_EXIT_RUNNER_USE_AGGRESSIVE_LIMIT):
+    the current price rounded toward filling - a long's closing sell DOWN, a short's closing
+    buy UP - the opposite of the passive rounding of resting exits, by at most one tick."""
+    if side == "long":
+        return floor_to_step(price, market.price_step)
+    return ceil_to_step(price, market.price_step)
+
+
+def breakeven_epoch(p: ProfileSettings, now_ms: int, since_ms: int) -> int:
+    """Which EMA_BREAKEVEN_REPRICE_MINUTES period of breakeven mode `now_ms` falls in (0 while
+    re-pricing is off): a new period re-checks the breakeven exit's price and amount."""
+    period_ms = p.ema_breakeven_reprice_minutes * 60_000
+    if period_ms <= 0:
+        return 0
+    return int(max(0, now_ms - since_ms) // period_ms)

@@ -47,13 +47,18 @@ class ReferenceTracker:
 
     # -- input ---------------------------------------------------------------------------------
     def update(self, htx_tops: Mapping[str, BookTop], mexc_tops: Mapping[str, BookTop], now_ms: int) -> None:
-        """Record the latest tops (keyed by the HTX unified symbol on both venues)."""
+        """Record the latest tops (keyed by the HTX unified symbol on both venues). "mexc" is
+        the reference slot: its tops may come from any venue of the fallback list."""
         for venue, tops in (("htx", htx_tops), ("mexc", mexc_tops)):
             latest = self._tops[venue]
             for symbol, top in tops.items():
                 prev = latest.get(symbol)
                 if prev is not None and top.received_ms < prev.received_ms:
                     continue  # an older answer arriving late
+                if venue == "mexc" and prev is not None and prev.venue != top.venue:
+                    # the reference fell through to another venue (EXTERNAL_PRICE_REFERENCE_EXCHANGES):
+                    # its gap to the previous one is no move; the 30 s / 1 min history starts again
+                    self._hist.pop((venue, symbol), None)
                 latest[symbol] = top
                 if top.valid and top.mid is not None:
                     h = self._hist.setdefault((venue, symbol), deque())

@@ -45,6 +45,10 @@ class AveragingInput:
     daily_volatility: float | None = None
     # the shared account-PnL series as this profile sees it (ACCOUNT_AVERAGING_*); None = unknown
     account: AccountView | None = None
+    # EMA_AVERAGING_POWER: the position's size growth since it opened, both at entry prices
+    # (contracts x average entry price, and the stored initial notional); None = unknown
+    cost_notional: Decimal | None = None
+    initial_notional: Decimal | None = None
 
 
 def required_drawdown(p: ProfileSettings, stage: int, atr_rate: float | None,
@@ -101,8 +105,28 @@ def averaging_checks(p: ProfileSettings, a: AveragingInput) -> list[Check]:
     return checks
 
 
+def position_growth(a: AveragingInput) -> Decimal:
+    """How much the position has grown since it opened: cost notional (contracts x average
+    entry price) over the initial notional, never below 1 (1 when either is unknown). Both
+    are at entry prices, so a price move alone is no growth."""
+    if not a.cost_notional or not a.initial_notional or a.initial_notional <= 0:
+        return Decimal(1)
+    return max(Decimal(1), a.cost_notional / a.initial_notional)
+
+
+def growth_factor(p: ProfileSettings, a: AveragingInput) -> Decimal:
+    """EMA_AVERAGING_POWER (legacy): growth ** (power - 1); 1 at power 1 or an ungrown position,
+    above 1 grows the add on a grown position, below 1 shrinks it."""
+    power = D(p.ema_averaging_power)
+    if power == 1:
+        return Decimal(1)
+    return position_growth(a) ** (power - 1)
+
+
 def add_notional(p: ProfileSettings, a: AveragingInput, budget_scale: float | None = None) -> Decimal:
-    """Notional of the next add: current notional x stage fraction x the account guard's
-    scale (ACCOUNT_AVERAGING_BUDGET_SCALE while the account-averaging guard is on)."""
+    """Notional of the next add: current notional x stage fraction x growth ** (EMA_AVERAGING_POWER
+    - 1) x the account guard's scale (ACCOUNT_AVERAGING_BUDGET_SCALE while the account-averaging
+    guard is on). The caller caps it (``engine.risk.sizing.entry_budget``): the hard margin caps
+    apply after every factor here."""
     scale = account_budget_scale(p) if budget_scale is None else budget_scale
-    return a.position_notional * D(add_fraction(p, a.stages_done + 1)) * D(scale)
+    return a.position_notional * D(add_fraction(p, a.stages_done + 1)) * growth_factor(p, a) * D(scale)

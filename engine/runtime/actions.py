@@ -47,6 +47,11 @@ class PlaceStop:
 
 @dataclass(frozen=True)
 class PlaceExit:
+    """A reduce-only limit (not post-only): a take-profit, breakeven, time or defensive exit, or
+    the runner's close at the current price. `fallback` (the runner's close): the market close
+    carried out at once instead when the venue refuses the limit because other close orders
+    reserve the closeable amount."""
+
     symbol: str
     position_side: PositionSide
     price: Decimal
@@ -55,6 +60,7 @@ class PlaceExit:
     intent_key: str
     tag: str
     purpose: str = "exit"
+    fallback: CloseMarket | None = None
 
 
 @dataclass(frozen=True)

@@ -51,6 +51,9 @@ _LATEST: dict[type, Callable[[Any], tuple[Any, ...]]] = {
     ev.Stops: lambda e: (e.profile,),
     ev.CycleStats: lambda e: (e.profile,),
     ev.Premium: lambda e: (e.symbol,),
+    # the newest status only: replaying older ones to a late viewer would show it flags that
+    # no longer hold (a profile switched off since) until the newest one arrived
+    ev.EngineStatus: lambda e: (),
 }
 _RING = 1000  # per other kind of event (orders, fills, trades, account, status, ...)
 
@@ -60,6 +63,20 @@ STEER_COMMANDS = frozenset({"toggle_profile", "pause_entries", "toggle_pause", "
 
 class ControlError(RuntimeError):
     """The control socket cannot be served (one line: what and where)."""
+
+
+def _audit_path(target: Any) -> str:
+    """The bot's audit SQLite (live / paper), for a viewer's history views; "" when none.
+    The viewer runs as the same user (SO_PEERCRED), so it may read the file (read only)."""
+    settings, mode = getattr(target, "settings", None), getattr(target, "mode", "")
+    if settings is None or mode not in ("live", "paper"):
+        return ""
+    from engine.store.audit_query import audit_db_path
+
+    try:
+        return str(audit_db_path(settings.glob.data_dir, mode).absolute())
+    except AttributeError:
+        return ""
 
 
 def default_socket_path(state_file: str | Path) -> Path:
@@ -289,7 +306,7 @@ class ControlServer:
         t = self.target
         welcome = {"t": "hello", "version": VERSION, "name": self.name, "pid": os.getpid(),
                    "mode": getattr(t, "mode", ""), "steer": steer, "cid": client.cid,
-                   "symbols": list(_symbols(t))}
+                   "symbols": list(_symbols(t)), "audit": _audit_path(t)}
         welcome.update({k: v for k, v in self._state().items() if k != "t"})
         # hello and the snapshot go straight to the transport's buffer and the client joins
         # the broadcast with no await in between: no event is missed or sent twice

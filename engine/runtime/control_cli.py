@@ -62,12 +62,20 @@ def cmd_ctl(args: argparse.Namespace, load: Callable[..., Any]) -> int:
     if args.socket:
         path = Path(args.socket)
     else:
+        from .paths import PathSettingError, control_socket_path
+
         settings = load(args.env, missing_ok=args.env == ".env")
-        folder = Path(settings.glob.data_dir).absolute()
-        found = [folder / f"{m}.sock" for m in ("live", "paper", "demo") if (folder / f"{m}.sock").exists()]
+        try:
+            places = [control_socket_path(settings, m) for m in ("live", "paper", "demo")]
+        except PathSettingError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+        found = [p for p in places if p.exists()]
         if len(found) != 1:
-            print(f"error: {'no bot socket' if not found else 'several bot sockets'} in {folder}; give one with "
-                  "--socket PATH (a bot started with crot-tui --no-ui serves DATA_DIR/<mode>.sock)", file=sys.stderr)
+            where = ", ".join(str(p) for p in places)
+            print(f"error: {'no bot socket' if not found else 'several bot sockets'} at {where}; give one with "
+                  "--socket PATH (a bot started with crot-tui --no-ui serves one beside its state file)",
+                  file=sys.stderr)
             return 2
         path = found[0]
     try:

@@ -95,6 +95,11 @@ class Executor:
                     a.symbol, a.position_side, a.amount, a.price, a.client_order_id)
             except E.ReduceOnlyFrozen:
                 await self.store.update_order(a.client_order_id, "frozen", now_ms, note="closeable reserved")
+                if a.fallback is not None:
+                    # a close that must not wait (the runner's): at market now, the way a market
+                    # close makes room (stops cancelled only right before a second attempt)
+                    self._order_event(a, "rejected", now_ms, "closeable amount reserved; closing at market")
+                    return await self._close(a.fallback, now_ms)
                 self._order_event(a, "rejected", now_ms, "closeable amount reserved; waiting")
                 return Outcome(a, "frozen")
             except (E.PriceOutOfBand, E.InvalidOrder) as exc:

@@ -21,7 +21,7 @@ import time
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Awaitable, Callable
+from typing import TYPE_CHECKING, Any, Awaitable, Callable
 
 from engine.exchange import errors as E
 from engine.exchange.base import Exchange, ReferenceFeed
@@ -35,6 +35,10 @@ from engine.store.state import StateStore
 from .engine import Engine
 from .events import EngineStatus, ErrorEvent, EventBus
 from .lock import InstanceLock
+from .paths import markets_cache_path, state_db_path
+
+if TYPE_CHECKING:
+    from engine.exchange.htx import HtxConfig
 
 BENCHMARK = "BTC/USDT:USDT"
 log = logging.getLogger("crot.live")
@@ -131,25 +135,40 @@ class LiveParts:
     macro: MacroSymbols | None = None  # gold proxy and BTC for the macro overlay (read only)
 
 
-async def build_parts(settings: Settings, symbols: list[str], paper: bool) -> LiveParts:
-    from engine.exchange.htx import HtxConfig, HtxExchange
-    from engine.exchange.mexc import MexcReference
-    from engine.market.feeds import CcxtFeed
+def htx_config(settings: Settings, paper: bool) -> "HtxConfig":
+    """The HTX adapter's configuration from the settings (paper mode: no credentials)."""
+    from engine.exchange.htx import HtxConfig
 
     g = settings.glob
     key, secret = g.htx_api_key.get_secret_value(), g.htx_api_secret.get_secret_value()
     if not paper and not (key and secret):
         raise E.AuthError("live mode needs HTX_API_KEY and HTX_API_SECRET in .env")
-    htx = HtxExchange(HtxConfig(api_key=key if not paper else "", secret=secret if not paper else "",
-                                hostnames=tuple(g.contract_hostnames) or ("api.hbdm.vn", "api.hbdm.com"),
-                                timeout_ms=g.timeout_ms, stop_trigger_price_type=g.stop_trigger_price_type))
-    reference = MexcReference() if g.external_price_enabled else None
+    return HtxConfig(api_key=key if not paper else "", secret=secret if not paper else "",
+                     hostnames=tuple(g.contract_hostnames) or ("api.hbdm.vn", "api.hbdm.com"),
+                     timeout_ms=g.timeout_ms, stop_trigger_price_type=g.stop_trigger_price_type,
+                     market_load_retries=g.market_load_retries,
+                     markets_cache_file=str(markets_cache_path(settings)),
+                     markets_cache_max_age_sec=g.markets_cache_max_age_sec)
+
+
+async def build_parts(settings: Settings, symbols: list[str], paper: bool,
+                      config: "HtxConfig | None" = None) -> LiveParts:
+    """The HTX adapter, its candle feed and the paper simulator; `config` (tests: a loopback
+    venue) replaces `htx_config(settings, paper)`."""
+    from engine.exchange.htx import HtxExchange
+    from engine.market.feeds import CcxtFeed
+    from engine.reference.venues import reference_from_settings
+
+    g = settings.glob
+    reference = reference_from_settings(g)  # a bad venue id is a one-line error before any client
+    htx = HtxExchange(config or htx_config(settings, paper))
     closers: tuple[Any, ...] = (htx,) + ((reference,) if reference else ())
     try:
         macro = resolve_symbols(await htx.load_markets(), settings.side("long"), BENCHMARK)
         feed_symbols = list(dict.fromkeys([*symbols, BENCHMARK, *([macro.gold] if macro.usable else [])]))
         feed = CcxtFeed(htx._ccxt, feed_symbols, settings.side("long").ema_trigger_timeframe,
-                        warmup_candles=warmup_candles(settings), by_window=True)
+                        warmup_candles=warmup_candles(settings), by_window=True,
+                        max_concurrency=g.market_data_max_workers)
         if not paper:
             return LiveParts(htx, feed, reference, None, closers, macro if macro.usable else None)
         markets = await htx.load_markets()
@@ -191,18 +210,31 @@ async def run_live(
         raise ValueError("COINS is empty: nothing to trade (set e.g. COINS=btc,eth,xrp in .env)")
     mode = "paper" if paper else "live"
     stop = stop or asyncio.Event()
+    # the state database (STATE_FILE) is settled before anything is fetched: a bad value fails at once
+    db = Path(db_path) if db_path else state_db_path(settings, mode)
+    home = db.parent if db_path else Path(g.data_dir)  # audit files and the heartbeat the watchdog reads
     if parts is None:
         parts = await until_reachable(lambda: build_parts(settings, symbols, paper), what="connect to HTX",
                                       stop=stop, bus=bus, clock_ms=clock_ms, wait=wait)
         if parts is None:
             return 0  # stopped before the venue could be reached
-    db = Path(db_path) if db_path else Path(g.data_dir) / f"{mode}.sqlite"
     lock = InstanceLock(db.parent, account=None if paper else g.htx_api_key.get_secret_value()).acquire()  # per folder, per account
-    heartbeat = db.parent / "heartbeat"
-    store = await StateStore.open(db)
+    try:  # a STATE_FILE outside DATA_DIR: its audit folder is locked too
+        home_lock = InstanceLock(home).acquire() if home.absolute() != db.parent.absolute() else None
+    except BaseException:
+        lock.release()
+        raise
+    heartbeat = home / "heartbeat"
+    try:
+        store = await StateStore.open(db)
+    except BaseException:
+        for held in (lock, home_lock):
+            if held is not None:
+                held.release()
+        raise
     from engine.store.audit import AuditWriter
 
-    audit = AuditWriter.from_settings(settings, db.parent / mode)
+    audit = AuditWriter.from_settings(settings, home / mode)
     bus.subscribe(audit)
     flusher = asyncio.create_task(audit.run_flusher(2.0))
     steps = 0
@@ -307,6 +339,8 @@ async def run_live(
         flusher.cancel()
         await audit.aclose()
         lock.release()
+        if home_lock is not None:
+            home_lock.release()
         for c in parts.closers:
             try:
                 await c.close()

@@ -10,6 +10,7 @@ position; the stop stays, sized to the whole position, all along.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
 
@@ -23,8 +24,8 @@ from engine.exits.hard_stop import (
     breakeven_trigger, emergency_breached, stop_amount, stop_distance, stop_is_protective, stop_trigger,
 )
 from engine.exits.ladder import (
-    ExitOrder, ExitPlan, RunnerSpec, RunnerState, breakeven_due, exit_mode, exit_plan, exit_state_tag,
-    runner_step, time_exit_fraction, time_exit_order,
+    ExitOrder, ExitPlan, RunnerSpec, RunnerState, aggressive_close_price, breakeven_due, breakeven_epoch, exit_mode,
+    exit_plan, exit_state_tag, runner_step, time_exit_fraction, time_exit_order,
 )
 from engine.settings import ProfileSettings
 from engine.store.state import PositionMeta
@@ -114,6 +115,8 @@ def plan_position(
     if mode != "breakeven" and breakeven_due(p, minutes_held, ctx.time_multiplier):
         meta.breakeven = True
         mode = "breakeven"
+    if meta.breakeven and meta.breakeven_ms is None:
+        meta.breakeven_ms = now_ms  # (a state saved before the field existed starts its epochs now)
     plan = exit_plan(p, side, pos.entry_price, pos.contracts, market, mode=mode, hours_held=minutes_held / 60,
                      atr_rate=ctx.atr_rate, tighten=ctx.tighten, funding=ctx.funding,
                      daily_volatility=ctx.daily_volatility)
@@ -136,12 +139,34 @@ def plan_position(
     if p.hard_stop_loss_enabled:
         out.stop_trigger = meta.stop_trigger
 
-    # -- runner trail hit: close the runner part at market -------------------------------------
+    # -- runner closed by an aggressive limit: done, waiting one cycle, or at market now ------
     runner_orders = [o for o in exits if meta.runner_cid and o.client_order_id == meta.runner_cid]
+    if meta.runner_close_cid:
+        pending = _runner_close_pending(pos, meta, exits, runner_orders, close_cid, out.notes)
+        if pending is not None:
+            out.actions.extend(pending)
+            return out
+        runner_orders = []
+
+    # -- runner trail hit: close the runner part -----------------------------------------------
     if runner_hit and runner_orders:
         # Close what is left of the runner (its resting take-profit's unfilled part).
         amount = min(runner_orders[0].remaining, pos.contracts)
         c, key = close_cid("runner")
+        if p.ema_exit_runner_use_aggressive_limit:
+            # a reduce-only limit (not post-only) at the current price, rounded toward filling:
+            # it fills at once as a taker where the book allows; whatever is not filled by the
+            # next cycle is closed at market (_runner_close_pending)
+            for o in runner_orders:
+                out.actions.append(Cancel(o, "exit", "runner trail hit"))
+            px = aggressive_close_price(side, price, market)
+            fc, fkey = close_cid("runner")  # refused for the reserved closeable amount: market now
+            fallback = CloseMarket(pos.symbol, side, amount, fc, fkey, "runner_trailing", tuple(stops))
+            out.actions.append(PlaceExit(pos.symbol, side, px, amount, c, key, "runner_close", purpose="close",
+                                         fallback=fallback))
+            meta.runner_close_cid, meta.runner_close_amount, meta.runner_close_base = c, amount, pos.contracts
+            out.notes.append(f"runner trail hit: closing {amount} with a limit at {px}")
+            return out
         out.actions.append(CloseMarket(pos.symbol, side, amount, c, key, "runner_trailing", tuple(runner_orders)))
         meta.runner_cid = 0
         return out
@@ -159,9 +184,36 @@ def plan_position(
                              _controlled_loss(p, pos, meta, market, price, now_ms, ctx, minutes_held, out.notes))
                  if o is not None]
     special = ""
+    if fraction == 0:
+        meta.te_fraction, meta.te_price = 0.0, None
+    if meta.te_price is not None and pos.contracts < meta.te_contracts:
+        # a loss-taking time-exit order paid by the profit bank was out and the position shrank:
+        # count the loss, as the controlled-loss exit does (any shrink counts)
+        meta.cl_spent += (meta.te_contracts - pos.contracts) * cl.loss_per_contract(
+            side, pos.entry_price, meta.te_price, market, cl.close_fee(p, side))
+    meta.te_contracts = pos.contracts
     if fraction > 0:
+        # The hard time exit runs: its step order at the market (loss bounded), and the rest of
+        # the position keeps the exit ladder of its mode, planned as urgent (the dynamic profit
+        # floor x DYNAMIC_PROFIT_FLOOR_URGENT_MULTIPLIER).
         step_order = time_exit_order(p, side, pos.entry_price, pos.contracts, price, market, fraction)
+        if step_order is not None and not p.hard_time_exit_bypass_profit_bank:
+            today, week = ctx.realized if ctx.realized is not None else (Decimal(0), Decimal(0))
+            bank = cl.profit_bank(p, today, week, meta.cl_spent)
+            limited = cl.time_exit_within_bank(p, side, pos.entry_price, step_order, market, bank)
+            if limited is None and meta.te_fraction != fraction:
+                special = "|b0"  # waits for the bank; placed (a new phase) once the bank pays
+                out.notes.append(f"hard time exit waits: profit bank {bank:.2f} USDT cannot pay its loss")
+            elif limited is not None and limited.amount < step_order.amount:
+                out.notes.append(f"hard time exit limited to {limited.amount} by the profit bank {bank:.2f} USDT")
+            step_order = limited
         wanted = [] if step_order is None else [(step_order.tag, step_order.price, step_order.amount)]
+        rest_amount = pos.contracts - (step_order.amount if step_order is not None else Decimal(0))
+        if rest_amount > 0:
+            rest = exit_plan(p, side, pos.entry_price, rest_amount, market, mode=mode, hours_held=minutes_held / 60,
+                             atr_rate=ctx.atr_rate, tighten=ctx.tighten, funding=ctx.funding,
+                             daily_volatility=ctx.daily_volatility, urgent=True)
+            wanted += [(e.tag, e.price, e.amount) for e in rest.orders]
     elif defensive:
         # one defensive order (soft-defensive first); the rest of the position keeps its ladder
         d_order = defensive[0]
@@ -194,13 +246,19 @@ def plan_position(
     # the funding / volatility state is quantised (adverse / receiving, high volatility): a
     # change re-plans the ladder, a rate tick within the same state does not
     fx = "" if mode == "breakeven" or fraction > 0 else exit_state_tag(p, side, ctx.funding, ctx.daily_volatility)
-    phase = f"{mode}|d{decay}|t{int(ctx.tighten is not None)}|x{fraction:g}{fx}{special}"
+    # breakeven mode re-checks its exit every EMA_BREAKEVEN_REPRICE_MINUTES (a new epoch is a new
+    # phase): re-placed only where the price (entry + fees + buffer) or amount now differs
+    be = f"|r{breakeven_epoch(p, now_ms, meta.breakeven_ms)}" \
+        if mode == "breakeven" and meta.breakeven_ms is not None else ""
+    phase = f"{mode}{be}|d{decay}|t{int(ctx.tighten is not None)}|x{fraction:g}{fx}{special}"
     replan = (phase != meta.exit_phase or pos.contracts > meta.ladder_base
               or (open_exit_amount == 0 and pos.contracts > 0))
     if not replan:
         return out
     have = sorted((o.price, o.remaining) for o in exits if o.price is not None)
-    frozen_key = f"{phase}|{pos.contracts}|{len(exits)}"
+    # (a re-price epoch alone does not re-send an exit the venue froze: it waits for the size
+    # or the orders to change)
+    frozen_key = f"{phase.replace(be, '', 1) if be else phase}|{pos.contracts}|{len(exits)}"
     if have == sorted((pr, am) for _, pr, am in wanted):
         meta.exit_phase, meta.ladder_base = phase, pos.contracts
         return out
@@ -218,6 +276,11 @@ def plan_position(
         out.actions.append(PlaceExit(pos.symbol, side, pr, am, c, key, tag, purpose=purpose))
         if tag == "runner":
             meta.runner_cid = c
+        if tag == "time":
+            meta.te_fraction = fraction
+            # a loss this order realizes is paid by the bank (counted as it fills)
+            meta.te_price = pr if not p.hard_time_exit_bypass_profit_bank and \
+                cl.realizes_loss(p, side, pos.entry_price, pr) else None
     meta.exit_phase, meta.ladder_base = phase, pos.contracts
     out.frozen_key = frozen_key
     return out
@@ -305,10 +368,35 @@ def _controlled_loss(p: ProfileSettings, pos: Position, meta: PositionMeta, mark
 
 
 def wants_bank(p: ProfileSettings, pos: Position, meta: PositionMeta, price: Decimal, now_ms: int) -> bool:
-    """Whether the controlled-loss exit needs the profit bank for this position now (the
-    realized PnL is only read then)."""
+    """Whether the controlled-loss exit, or the hard time exit without its bypass
+    (HARD_TIME_EXIT_BYPASS_PROFIT_BANK off), needs the profit bank for this position now (the
+    realized PnL is only read then). The hard time exit's start scales with the macro time
+    multiplier, unknown here: any position under water (fees included) is read then."""
     minutes_held = max(0.0, (now_ms - meta.opened_ms) / 60_000)
-    return cl.active(p, minutes_held, cl.drawdown(pos.side, pos.entry_price, price), meta.cl_started_ms is not None)
+    dd = cl.drawdown(pos.side, pos.entry_price, price)
+    if not p.hard_time_exit_bypass_profit_bank and p.hard_time_exit_after_minutes > 0 \
+            and dd > -cl.close_fee(p, pos.side):
+        return True
+    return cl.active(p, minutes_held, dd, meta.cl_started_ms is not None)
+
+
+def _runner_close_pending(pos: Position, meta: PositionMeta, exits: list[Order], runner_orders: list[Order],
+                          close_cid: Callable[[str], tuple[int, str]], notes: list[str]) -> list[Action] | None:
+    """The runner's aggressive-limit close, one cycle later: None once it filled (planning goes
+    on); otherwise its unfilled rest closed reduce-only at market now - the limit (still
+    resting, part-filled, or refused and gone) and the runner's take-profit, if its cancel
+    failed, cancelled first - so the runner is never left open."""
+    resting = [o for o in exits if o.client_order_id == meta.runner_close_cid]
+    filled = max(Decimal(0), meta.runner_close_base - pos.contracts)
+    left = resting[0].remaining if resting else meta.runner_close_amount - filled
+    left = min(left, pos.contracts)
+    meta.runner_close_cid, meta.runner_close_amount, meta.runner_close_base = 0, Decimal(0), Decimal(0)
+    meta.runner_cid = 0
+    if left <= 0:
+        return None
+    c, key = close_cid("runner")
+    notes.append(f"runner limit close not filled in one cycle: {left} at market")
+    return [CloseMarket(pos.symbol, pos.side, left, c, key, "runner_trailing", tuple(resting + runner_orders))]
 
 
 def signal_of(decision: object) -> tuple[int, bool, float | None] | None:

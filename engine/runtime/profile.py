@@ -19,7 +19,7 @@ from __future__ import annotations
 import logging
 import math
 from dataclasses import dataclass, field, replace
-from decimal import Decimal
+from decimal import ROUND_UP, Decimal
 from typing import Any, Callable
 
 from engine.exchange.base import Exchange
@@ -130,8 +130,13 @@ class ProfileRunner:
         self.executor = Executor(exchange, store, bus, side)
         self._tiny: set[str] = set()  # tiny partial entries to close this cycle
         self._foreign_reported: set[str] = set()
+        self._hidden_reported: set[str] = set()  # hidden close orders reported (id:action)
         self.last_decisions: dict[str, Any] = {}
         self._fills_seen: dict[str, None] = {}  # fill ids already published (insertion-ordered)
+        # FETCH_FILL_DETAILS_ON_SYNC off: symbol -> the reduce-only orders of its position seen
+        # this run (by id), read once at the close for the exit price
+        self._close_orders: dict[str, dict[str, Order]] = {}
+        self._closes_sent: dict[str, Order] = {}  # sent since the last snapshot was taken in
         self.unprotected: dict[str, Unprotected] = {}  # symbol -> escalation state
         self._unprotected_saved: dict[str, int] = {}  # what the state file holds of it
         self._protected_at: int | None = None  # now_ms of the last protection pass
@@ -324,6 +329,7 @@ class ProfileRunner:
             elif covered:
                 self._announce(now, symbol, pos, market, stops)
         outcomes = await self.executor.run(actions, now) if actions else []
+        self._remember_closes(outcomes)
         for o in outcomes:
             if isinstance(o.action, PlaceStop) and o.ok and o.order is not None:
                 self._stop_seen[o.action.symbol] = o.order.id  # the executor announced it
@@ -714,7 +720,84 @@ class ProfileRunner:
                     self._foreign_reported.add(o.symbol)
                     await self._repair(now, o.symbol, "foreign entry order (not placed by CROT)",
                                        "left alone; symbol reserved")
+        actions.extend(await self._hidden_closes(ci))
+        if not self.glob.fetch_fill_details_on_sync:
+            # no fill reads: the close orders resting on each position now (and those this
+            # cycle sends, `_remember_closes`) are what prices its trade if it closes next
+            self._close_orders = {}
+            for o in [*snap.orders_of(self.side), *self._closes_sent.values()]:
+                if o.reduce_only and snap.position(o.symbol, self.side) is not None:
+                    self._close_orders.setdefault(o.symbol, {})[o.id] = o
+            self._closes_sent = {}
         return actions
+
+    async def _hidden_closes(self, ci: CycleInput) -> list[Action]:
+        """Close orders on this side's positions that the bot neither placed nor manages: a
+        reduce-only order of a kind the stop and exit logic do not handle (take-profit,
+        trigger, market, other; never a stop-loss or a limit, which `plan_position` and
+        `stop_action` own) with no client id of ours in the store.
+
+        Such an order is unsafe when it can keep the position's own orders off the exchange:
+        the position has no covering stop (the order may reserve the closeable amount the stop
+        needs), or the bot's exit orders do not rest for the whole position (it may reserve
+        what the ladder needs), or it is larger than the position. Unsafe ones are cancelled
+        with CANCEL_UNSAFE_HIDDEN_CLOSE_ORDERS on, except one on the losing side of the price
+        (it acts as a stop) while no stop covers the position: a position is never left
+        without its stop. Every hidden order is reported once (Repair)."""
+        snap, now = ci.snapshot, ci.snapshot.now_ms
+        actions: list[Action] = []
+        for symbol, pos in sorted(snap.positions.items()):
+            market = ci.markets.get(symbol)
+            if pos.side != self.side or market is None:
+                continue
+            orders = [o for o in snap.orders_of(self.side, symbol) if o.reduce_only]
+            hidden = []
+            for o in orders:
+                if o.kind in ("stop_loss", "limit"):
+                    continue
+                known = o.client_order_id is not None and await self.store.order_purpose(o.client_order_id)
+                if not known or known[0] != self.side:
+                    hidden.append(o)
+            if not hidden:
+                continue
+            covered = is_covered(pos, [o for o in orders if o.kind == "stop_loss"], market)
+            exits = sum((o.remaining for o in orders if o.kind == "limit"), Decimal(0))
+            price = self._price(snap, symbol, pos)
+            for o in hidden:
+                level = o.trigger_price if o.trigger_price is not None else o.price
+                what = (f"hidden close order {o.id} ({o.kind} {o.side} {o.remaining}"
+                        f"{f' @ {level}' if level is not None else ''}, not placed by CROT)")
+                why = ("no stop covers the position: it may reserve the closeable amount the stop needs"
+                       if not covered else
+                       f"larger than the position ({pos.contracts})" if o.remaining > pos.contracts else
+                       f"the exit orders rest for {exits} of {pos.contracts}: it may reserve what they need"
+                       if exits < pos.contracts else "")
+                protective = level is not None and (level < price if self.side == "long" else level > price)
+                if not why:
+                    action, cancel = "left alone (safe: the stop and the exit orders rest)", False
+                elif not self.p.cancel_unsafe_hidden_close_orders:
+                    action, cancel = "left alone (CANCEL_UNSAFE_HIDDEN_CLOSE_ORDERS off)", False
+                elif protective and not covered:
+                    action, cancel = "left alone: on the losing side it is the position's only stop", False
+                else:
+                    action, cancel = "cancelled", True
+                if cancel:
+                    actions.append(Cancel(o, "exit", "unsafe hidden close order"))
+                key = f"{o.id}:{action}"
+                if key not in self._hidden_reported:
+                    self._hidden_reported.add(key)
+                    await self._repair(now, symbol, f"{what}{': unsafe, ' + why if why else ''}", action)
+        return actions
+
+    def _remember_closes(self, outcomes: list[Outcome]) -> None:
+        """FETCH_FILL_DETAILS_ON_SYNC off: keep the reduce-only orders just sent (a market close
+        fills before the next snapshot could show it)."""
+        if self.glob.fetch_fill_details_on_sync:
+            return
+        for o in outcomes:
+            if o.ok and o.order is not None and o.order.reduce_only and o.order.id:
+                self._close_orders.setdefault(o.order.symbol, {})[o.order.id] = o.order
+                self._closes_sent[o.order.id] = o.order  # kept past the next snapshot's reset
 
     async def _publish_fills(self, ci: CycleInput) -> None:
         """Fill events for the symbols whose position changed since the last cycle (read only
@@ -724,9 +807,9 @@ class ProfileRunner:
                    if (p := snap.position(s, self.side)) is None or p.contracts != m.contracts]
         changed += [s for s, p in snap.positions.items()
                     if p.side == self.side and s not in st.positions and s in ci.markets]
-        if not changed:
-            return
-        since = st.last_cycle_ms or snap.now_ms - 3_600_000  # first cycle ever: the last hour
+        if not changed or not self.glob.fetch_fill_details_on_sync:
+            return  # FETCH_FILL_DETAILS_ON_SYNC off: no fill reads, so no FillEvent either
+        since = self._fill_window(snap.now_ms, st.last_cycle_ms)
         try:
             fills = await self.exchange.fetch_fills(sorted(set(changed)), since)
         except Exception as exc:  # fills are for the record; trading does not depend on them
@@ -747,27 +830,31 @@ class ProfileRunner:
         await self.store.record_repair(now, self.side, symbol, problem, action)
         self.bus.publish(Repair(now, self.side, symbol, problem, action))
 
+    def _fill_window(self, now: int, since: int) -> int:
+        """Where a fill read starts: at `since` (0: none, the first cycle ever), never before
+        now - FILL_DETAIL_LOOKBACK_SEC. With no `since` the read covers the lookback window;
+        a lookback of 0 sets no bound (the first cycle ever then reads the last hour)."""
+        lookback = int(self.glob.fill_detail_lookback_sec) * 1000
+        if since <= 0:
+            return now - (lookback or 3_600_000)
+        return max(since, now - lookback) if lookback > 0 else since
+
     async def _closed(self, ci: CycleInput, meta: PositionMeta) -> None:
         now = ci.snapshot.now_ms
         market = ci.markets.get(meta.symbol)
-        fills: list[Fill] = []
-        try:
-            fills = await self.exchange.fetch_fills([meta.symbol], meta.opened_ms)
-        except Exception as exc:  # the trade is still recorded, with what we know
-            log.warning("fills for %s unavailable: %s", meta.symbol, exc)
-        close_side = "sell" if self.side == "long" else "buy"
-        closing = [f for f in fills if f.side == close_side]
-        qty = sum((f.amount for f in closing), Decimal(0))
-        exit_price = (sum((f.price * f.amount for f in closing), Decimal(0)) / qty) if qty > 0 else meta.entry_price
-        fees = sum((f.fee for f in fills), Decimal(0))
-        opening = [f for f in fills if f.side != close_side]
-        oq = sum((f.amount for f in opening), Decimal(0))
-        entry = (sum((f.price * f.amount for f in opening), Decimal(0)) / oq) if oq > 0 else meta.entry_price
         size = market.contract_size if market else Decimal(1)
+        close_side = "sell" if self.side == "long" else "buy"
+        seen = self._close_orders.pop(meta.symbol, {})
+        if self.glob.fetch_fill_details_on_sync:
+            entry, exit_price, qty, fees, reason, note = await self._priced_from_fills(ci, meta, close_side)
+        else:
+            entry, exit_price, qty, fees, reason, note = await self._priced_without_fills(
+                ci, meta, close_side, list(seen.values()), size)
+        if note:
+            log.info("%s %s trade opened %d: %s", self.side, meta.symbol, meta.opened_ms, note)
         sign = 1 if self.side == "long" else -1
         gross = (exit_price - entry) * qty * size * sign
         pnl = gross - fees
-        reason = await self._close_reason(closing, meta)
         if await self.store.record_trade(profile=self.side, symbol=meta.symbol, side=self.side,
                                          opened_ms=meta.opened_ms, closed_ms=now, entry_price=entry,
                                          exit_price=exit_price, contracts=qty, pnl=pnl, fees=fees,
@@ -777,18 +864,86 @@ class ProfileRunner:
         minutes = self.p.post_win_cooldown_minutes_after_close if pnl > 0 else self.p.cooldown_minutes_after_close
         self.state.cooldown_until[meta.symbol] = now + int(minutes * 60_000)
 
+    async def _priced_from_fills(self, ci: CycleInput, meta: PositionMeta, close_side: str
+                                 ) -> tuple[Decimal, Decimal, Decimal, Decimal, str, str]:
+        """A closed trade from its fills since the position opened (FILL_DETAIL_LOOKBACK_SEC
+        bounds the sync reads, not this): (entry, exit, contracts, fees, reason, note). When the
+        opening fills seen do not cover the size closed (e.g. an adopted position that was then
+        averaged) the entry is the stored average entry price; the note says so."""
+        since = meta.opened_ms  # the whole position (the lookback bounds the sync reads only)
+        fills: list[Fill] = []
+        note = ""
+        try:
+            fills = await self.exchange.fetch_fills([meta.symbol], since)
+        except Exception as exc:  # the trade is still recorded, with what we know
+            log.warning("fills for %s unavailable: %s", meta.symbol, exc)
+            note = "fills unavailable"
+        fills = [f for f in fills if f.ts_ms >= since]
+        closing = [f for f in fills if f.side == close_side]
+        qty = sum((f.amount for f in closing), Decimal(0))
+        exit_price = (sum((f.price * f.amount for f in closing), Decimal(0)) / qty) if qty > 0 else meta.entry_price
+        fees = sum((f.fee for f in fills), Decimal(0))
+        opening = [f for f in fills if f.side != close_side]
+        oq = sum((f.amount for f in opening), Decimal(0))
+        entry = (sum((f.price * f.amount for f in opening), Decimal(0)) / oq) if oq > 0 else meta.entry_price
+        if oq < qty and meta.entry_price > 0:
+            entry = meta.entry_price
+            note = f"opening fills seen ({oq}) do not cover the {qty} closed: entry {entry} from the stored state"
+        return entry, exit_price, qty, fees, await self._close_reason(closing, meta), note
+
+    async def _priced_without_fills(self, ci: CycleInput, meta: PositionMeta, close_side: str,
+                                    seen: list[Order], size: Decimal
+                                    ) -> tuple[Decimal, Decimal, Decimal, Decimal, str, str]:
+        """A closed trade without fill reads (FETCH_FILL_DETAILS_ON_SYNC off): the size last
+        seen at the stored average entry price; the exit at the average price of the reduce-only
+        orders this run saw on the position that now read as filled (one order read each), else
+        the last price; fees estimated from BUY_FEE_RATE / SELL_FEE_RATE, rounded up."""
+        qty, entry = meta.contracts, meta.entry_price
+        filled: list[Order] = []
+        for o in seen:
+            try:
+                got = await self.exchange.fetch_order(meta.symbol, order_id=o.id, kind=o.kind)
+            except Exception as exc:  # the trade is still recorded at the last price
+                log.warning("order %s of %s unreadable: %s", o.id, meta.symbol, exc)
+                continue
+            if got is not None and got.side == close_side and got.filled > 0 and got.average_price:
+                filled.append(got)
+        done = sum((o.filled for o in filled), Decimal(0))
+        if done > 0:
+            exit_price = sum((o.average_price * o.filled for o in filled), Decimal(0)) / done  # type: ignore[operator]
+            how = "the closing order's average price"
+        else:
+            exit_price = self._price(ci.snapshot, meta.symbol) or entry
+            how = "the last price (no closing order read)"
+        buy, sell = D(self.p.buy_fee_rate), D(self.p.sell_fee_rate)
+        entry_rate, exit_rate = (buy, sell) if self.side == "long" else (sell, buy)
+        fees = (qty * size * (entry * entry_rate + exit_price * exit_rate)).quantize(
+            Decimal("0.00000001"), rounding=ROUND_UP)
+        reason = "closed"
+        if filled:
+            last = max(filled, key=lambda o: (o.ts_ms or 0, o.id))
+            reason = await self._reason_of(last.client_order_id, last.id, exit_price, meta)
+        note = (f"fill details off: {qty} at the stored entry {entry}, exit {exit_price} from {how}, "
+                f"fees {fees} estimated from the fee rates")
+        return entry, exit_price, qty, fees, reason, note
+
     async def _close_reason(self, closing: list[Fill], meta: PositionMeta | None = None) -> str:
         """Why the position closed, from the order behind its last closing fill (found by its
         client id or, after a restart, by the venue order id stored with our orders)."""
         if not closing:
             return "closed"  # no closing fill visible (e.g. liquidation or closed by hand long ago)
         last = max(closing, key=lambda f: (f.ts_ms, f.id))
-        known = await self.store.order_purpose_of_fill(last.client_order_id, last.order_id)
+        return await self._reason_of(last.client_order_id, last.order_id, last.price, meta)
+
+    async def _reason_of(self, client_order_id: int | None, order_id: str, price: Decimal,
+                         meta: PositionMeta | None) -> str:
+        """Why the position closed, from the order that closed it (filled at `price`)."""
+        known = await self.store.order_purpose_of_fill(client_order_id, order_id)
         if known is None:
             # A venue may fill a triggered stop under a new order id of its own: a closing
             # fill at or through our stop's trigger is that stop.
             trig = meta.stop_trigger if meta is not None else None
-            if trig is not None and (last.price <= trig if self.side == "long" else last.price >= trig):
+            if trig is not None and (price <= trig if self.side == "long" else price >= trig):
                 return "stop_loss"
             return "external"  # not our order: closed by hand, or by the venue
         _, purpose, key = known
@@ -979,7 +1134,8 @@ class ProfileRunner:
                 pullback_recovered=all(_gate_passed(d, g) for g in PULLBACK_GATES),
                 macro_allows=ci.overlay.averaging_allowed, atr_rate=ctx.atr_rate,
                 daily_volatility=getattr(d.features, "daily_volatility", None) if d.features else None,
-                account=account)
+                account=account, cost_notional=notional(pos.contracts, pos.entry_price, market),
+                initial_notional=meta.initial_notional)
             checks = averaging_checks(self.p, a)
             if not all(c.passed for c in checks):
                 continue
@@ -1012,6 +1168,7 @@ class ProfileRunner:
     # -- after execution ----------------------------------------------------------------------
     def _apply(self, outcomes: list[Outcome], frozen_keys: dict[str, str]) -> None:
         st = self.state
+        self._remember_closes(outcomes)
         frozen = {getattr(o.action, "symbol", None) for o in outcomes if o.status == "frozen"}
         for symbol, key in frozen_keys.items():
             if symbol in st.positions:

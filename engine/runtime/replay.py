@@ -166,6 +166,7 @@ async def run_replay(
     end_ms: int | None = None,
     reference: bool = True,
     funding: bool = True,
+    inline_store: bool = True,
 ) -> ReplaySummary:
     """Replay recorded 5m series in `data_dir` through the full engine.
 
@@ -175,7 +176,8 @@ async def run_replay(
     reference candles and funding files when it has them. Bad inputs raise ReplayDataError
     (one line) before anything runs. `on_step(done, total)` is called after every step (it may
     be async: the UI uses it to pace the demo); `on_engine(engine)` receives the engine (again
-    after a restart)."""
+    after a restart). `inline_store`: the state store runs its SQL in the loop's thread (the
+    same statements and files as live's aiosqlite; engine/store/inline_sqlite.py)."""
     settings, data_settings = apply_data_settings(settings, data_dir)
     if start_ms is None and end_ms is None:
         start_ms, end_ms = folder_timerange(data_dir)  # the folder's default (replay.timerange)
@@ -247,7 +249,7 @@ async def run_replay(
     if crash_at:
         exchange = CrashingExchange(exchange, set(crash_at), after_call=crash_after_call,
                                     writes_only=crash_writes_only)
-    store = await StateStore.open(db_path)
+    store = await StateStore.open(db_path, inline=inline_store)
     history: dict[str, list[Candle]] = {s: [] for s in symbols}
     traded_set = set(symbols)
     audit = None
@@ -280,7 +282,7 @@ async def run_replay(
             while True:
                 restarts += 1
                 await store.close()
-                store = await StateStore.open(db_path)
+                store = await StateStore.open(db_path, inline=inline_store)
                 try:
                     try:
                         engine = await new_engine()

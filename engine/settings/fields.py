@@ -30,7 +30,7 @@ GROUP_TITLES: dict[str, str] = {
     "protections": "Account protections: drawdown lock, daily-loss halt, stop-loss streak",
     "volatility": "Volatility and BTC-risk scaling",
     "macro": "Macro regime overlay (gold/BTC RSI)",
-    "reference": "Cross-exchange reference price (MEXC)",
+    "reference": "Cross-exchange reference price (MEXC by default)",
     "hedge": "BTC hedge",
     "monitoring": "Monitoring, logs and audit files",
     "runtime": "Runtime",

@@ -54,6 +54,14 @@ RENAMES: dict[str, Mapping] = {m.old: m for m in (
     Mapping("EMA_ENTRY_LADDER_OFFSETS", "EMA_LADDER_OFFSETS"),
 )}
 
+#: reference keys whose value cannot serve CROT: left out (as a comment), with the reason
+LEFT_OUT: dict[str, str] = {
+    "STATE_FILE": ("the reference's per-profile JSON state file is not CROT's state (one SQLite database for both "
+                   "profiles, DATA_DIR/live.sqlite by default); set STATE_FILE to a new path if you want another"),
+    "MARKETS_CACHE_FILE": ("the reference's per-profile markets cache is not CROT's (one JSON cache of HTX markets, "
+                           "DATA_DIR/htx_markets.json by default)"),
+}
+
 MEANING_CHANGES: dict[str, str] = {
     "HARD_STOP_LOSS_MIN_EMERGENCY_PCT": (
         "meaning changed: in the reference a floor on the stop distance; in CROT the adverse move "
@@ -120,6 +128,12 @@ def _migrate(lines, assignments, path: str) -> Migration:
             out.append(line)
             continue
         where = f"line {i}: "
+        bare_old = next((a.key[len(p):] for p in SIDE_PREFIXES if a.key.startswith(p)), a.key)
+        if bare_old in LEFT_OUT:
+            mig.notes.append(f"{where}{a.key}: left out as a comment: {LEFT_OUT[bare_old]}")
+            out.append(f"# crot migrate: not CROT's file: {line.strip()}")
+            mig.left_out += 1
+            continue
         m = resolve(a.key)
         if m is None:
             mig.notes.append(f"{where}unknown key {a.key}: not a CROT setting, left out as a comment"

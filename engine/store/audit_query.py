@@ -26,7 +26,8 @@ from .audit_schema import DB_NAME
 
 log = logging.getLogger("crot.audit")
 
-__all__ = ["audit_db_path", "connect_readonly", "entry_decision", "position_events"]
+__all__ = ["audit_db_path", "connect_readonly", "entry_decision", "position_events", "recent_events",
+           "recent_trades"]
 
 #: how far back a position's history is searched when no earlier close bounds it
 LOOKBACK_MS = 7 * 24 * 3600 * 1000
@@ -95,6 +96,29 @@ def _trade_row_event(row: sqlite3.Row) -> ev.Event | None:
     return None
 
 
+def _history(db: sqlite3.Connection, where: str, args: tuple[Any, ...], limit: int) -> list[ev.Event]:
+    """Orders, stops and repairs (audit_diagnostics) and fills and closes (audit_trades)
+    matching `where` (an SQL condition on both tables' common columns with `args`), the newest
+    `limit` of them, oldest first."""
+    out: list[tuple[int, int, int, ev.Event]] = []
+    for row in db.execute(f"SELECT id, record FROM audit_diagnostics WHERE {where} AND kind IN "
+                          "('order', 'stop', 'repair') ORDER BY ts_ms DESC, id DESC LIMIT ?", (*args, limit)):
+        try:
+            rec = json.loads(row["record"] or "{}")
+        except ValueError:
+            continue
+        e = _event_from_record(rec)
+        if e is not None:
+            out.append((e.ts_ms, 0, int(row["id"]), e))
+    for row in db.execute(f"SELECT * FROM audit_trades WHERE {where} AND event IN ('fill', 'close') "
+                          "ORDER BY ts_ms DESC, id DESC LIMIT ?", (*args, limit)):
+        e = _trade_row_event(row)
+        if e is not None:
+            out.append((e.ts_ms, 1 if e.kind == "fill" else 2, int(row["id"]), e))
+    out.sort(key=lambda x: x[:3])
+    return [x[3] for x in out[-limit:]] if limit else []
+
+
 def position_events(path: str | Path, profile: str, symbol: str, *, opened_ms: int,
                     until_ms: int | None = None, limit: int = 400) -> list[ev.Event]:
     """The orders, stops, repairs, fills and close of one position of `profile` on `symbol`
@@ -110,30 +134,49 @@ def position_events(path: str | Path, profile: str, symbol: str, *, opened_ms: i
                           "AND ts_ms < ?", (profile, symbol, opened_ms)).fetchone()[0]
         since = int(prev) if prev is not None else opened_ms - LOOKBACK_MS
         until = until_ms if until_ms is not None else 2 ** 62
-        out: list[tuple[int, int, int, ev.Event]] = []
-        for row in db.execute("SELECT id, record FROM audit_diagnostics WHERE profile = ? AND symbol = ? "
-                              "AND ts_ms > ? AND ts_ms <= ? AND kind IN ('order', 'stop', 'repair') "
-                              "ORDER BY ts_ms DESC, id DESC LIMIT ?", (profile, symbol, since, until, limit)):
-            try:
-                rec = json.loads(row["record"] or "{}")
-            except ValueError:
-                continue
-            e = _event_from_record(rec)
-            if e is not None:
-                out.append((e.ts_ms, 0, int(row["id"]), e))
-        for row in db.execute("SELECT * FROM audit_trades WHERE profile = ? AND symbol = ? AND ts_ms > ? "
-                              "AND ts_ms <= ? AND event IN ('fill', 'close') ORDER BY ts_ms DESC, id DESC LIMIT ?",
-                              (profile, symbol, since, until, limit)):
-            e = _trade_row_event(row)
-            if e is not None:
-                out.append((e.ts_ms, 1 if e.kind == "fill" else 2, int(row["id"]), e))
+        return _history(db, "profile = ? AND symbol = ? AND ts_ms > ? AND ts_ms <= ?",
+                        (profile, symbol, since, until), max(0, int(limit)))
     except sqlite3.Error as exc:
         log.warning("audit trail %s: %s", path, exc)
         return []
     finally:
         db.close()
-    out.sort(key=lambda x: x[:3])
-    return [x[3] for x in out[-limit:]]
+
+
+def recent_events(path: str | Path, limit: int = 2500, before_ms: int | None = None) -> list[ev.Event]:
+    """The newest `limit` orders, stops, repairs, fills and closes of the record (both
+    profiles), older than `before_ms` when given, oldest first: the event log's history from
+    before the app started."""
+    db = connect_readonly(path)
+    if db is None:
+        return []
+    db.row_factory = sqlite3.Row
+    try:
+        return _history(db, "ts_ms < ?", (before_ms if before_ms is not None else 2 ** 62,), max(0, int(limit)))
+    except sqlite3.Error as exc:
+        log.warning("audit trail %s: %s", path, exc)
+        return []
+    finally:
+        db.close()
+
+
+def recent_trades(path: str | Path, limit: int = 2000) -> list[ev.TradeClosed]:
+    """The newest `limit` closed trades of the record (both profiles), oldest first: the
+    trades screen's history from before the app started."""
+    db = connect_readonly(path)
+    if db is None:
+        return []
+    db.row_factory = sqlite3.Row
+    try:
+        rows = db.execute("SELECT * FROM audit_trades WHERE event = 'close' ORDER BY ts_ms DESC, id DESC LIMIT ?",
+                          (max(0, int(limit)),)).fetchall()
+    except sqlite3.Error as exc:
+        log.warning("audit trail %s: %s", path, exc)
+        return []
+    finally:
+        db.close()
+    out = [e for e in (_trade_row_event(r) for r in reversed(rows)) if isinstance(e, ev.TradeClosed)]
+    return out
 
 
 def entry_decision(path: str | Path, profile: str, symbol: str, at_ms: int, *,

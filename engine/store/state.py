@@ -19,6 +19,8 @@ from typing import Any
 
 import aiosqlite
 
+from .inline_sqlite import InlineConnection
+
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS positions (
     profile TEXT NOT NULL, symbol TEXT NOT NULL, data TEXT NOT NULL,
@@ -118,6 +120,19 @@ class PositionMeta:
     sd_base: Decimal = Decimal(0)  # position size when the exit started
     sd_priced_ms: int = 0
     sd_step: int = 0
+    # breakeven mode: when it started (the re-price epochs of EMA_BREAKEVEN_REPRICE_MINUTES)
+    breakeven_ms: int | None = None
+    # runner closed by an aggressive limit (EMA_EXIT_RUNNER_USE_AGGRESSIVE_LIMIT): the order,
+    # its amount and the position size when it went out; what is unfilled a cycle later goes
+    # at market
+    runner_close_cid: int = 0
+    runner_close_amount: Decimal = Decimal(0)
+    runner_close_base: Decimal = Decimal(0)
+    # hard time exit paid by the profit bank (HARD_TIME_EXIT_BYPASS_PROFIT_BANK off): the step
+    # whose loss-taking order went out, its price and the size at the last cycle (loss tracking)
+    te_fraction: float = 0.0
+    te_price: Decimal | None = None
+    te_contracts: Decimal = Decimal(0)
 
     @property
     def pos_id(self) -> str:
@@ -184,7 +199,7 @@ def _schema_columns() -> dict[str, set[str]]:
         mem.close()
 
 
-async def _check_ours(db: aiosqlite.Connection, path: str) -> None:
+async def _check_ours(db: aiosqlite.Connection | InlineConnection, path: str) -> None:
     """Refuse a file that is not (or no longer) a CROT state database; mark a new one."""
     async with db.execute("PRAGMA quick_check") as cur:
         verdict = [r[0] for r in await cur.fetchall()]
@@ -213,7 +228,7 @@ async def _check_ours(db: aiosqlite.Connection, path: str) -> None:
         await db.execute(f"PRAGMA application_id={APPLICATION_ID}")
 
 
-async def _close_quietly(db: aiosqlite.Connection) -> None:
+async def _close_quietly(db: aiosqlite.Connection | InlineConnection) -> None:
     """Close a connection whose setup failed; its worker thread must end even then."""
     try:
         await db.close()
@@ -225,13 +240,16 @@ ACCOUNT_KEY = "*account*"  # profile_kv rows that belong to the account, not to 
 
 
 class StateStore:
-    def __init__(self, db: aiosqlite.Connection):
+    def __init__(self, db: aiosqlite.Connection | InlineConnection):
         self.db = db
 
     @classmethod
-    async def open(cls, path: str | Path) -> "StateStore":
+    async def open(cls, path: str | Path, *, inline: bool = False) -> "StateStore":
         """Open (or create) the state database. A file that cannot be used raises
-        StateFileError at once, and the connection's worker thread is stopped."""
+        StateFileError at once, and the connection's worker thread is stopped.
+
+        `inline`: run the SQL in the calling thread (replay: engine/store/inline_sqlite.py);
+        live and paper keep aiosqlite, so a slow disk never stalls the event loop."""
         shown = str(path)
         if shown != ":memory:":
             try:
@@ -239,7 +257,8 @@ class StateStore:
             except OSError as exc:
                 raise StateFileError(f"cannot create the folder of state file {shown}: {exc.strerror}") from None
         try:
-            db = await aiosqlite.connect(shown, isolation_level=None)
+            db = (InlineConnection.connect(shown, isolation_level=None) if inline
+                  else await aiosqlite.connect(shown, isolation_level=None))
         except (sqlite3.Error, OSError) as exc:
             raise StateFileError(f"cannot open state file {shown}: {exc}") from None
         try:

@@ -32,8 +32,9 @@ class AveragingSettings(BaseModel):
     )
     ema_averaging_power: float = setting(
         1.0,
-        "Legacy exponent on position growth for add size; kept for compatibility, 1 = no effect.",
-        group="averaging", planned=True, unit="x", ge=0,
+        "Legacy exponent on position growth (cost / initial notional, at least 1): each add is multiplied by "
+        "growth^(power-1), within every cap; 1 = no effect.",
+        group="averaging", unit="x", ge=0,
     )
     ema_averaging_interval_hours: float = setting(
         8.0,

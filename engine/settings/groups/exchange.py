@@ -47,13 +47,15 @@ class ExchangeGlobalSettings(BaseModel):
     )
     market_load_retries: int = setting(
         4,
-        "How many times to retry loading exchange markets at startup before giving up.",
-        group="exchange", planned=True, scope="global", unit="count", ge=0,
+        "How often one markets load is retried on a network or exchange error (short growing pause) before the "
+        "start reports it and tries again later.",
+        group="exchange", scope="global", unit="count", ge=0,
     )
     markets_cache_max_age_sec: int = setting(
         604800,
-        "Maximum age of the cached markets file before markets are reloaded from the exchange.",
-        group="exchange", planned=True, scope="global", unit="seconds", ge=0,
+        "Maximum age of the cached markets file before markets are reloaded from the exchange; 0 = never use "
+        "the cache (fetched at every start).",
+        group="exchange", scope="global", unit="seconds", ge=0,
     )
     foreign_orders_on_start: Literal["refuse", "warn"] = setting(
         'refuse',

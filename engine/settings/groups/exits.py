@@ -152,8 +152,9 @@ class ExitsSettings(BaseModel):
     )
     ema_exit_runner_use_aggressive_limit: bool = setting(
         True,
-        "Close the runner with a limit order at the current price instead of a market order (inferred)",
-        group="exits", planned=True,
+        "Close a hit runner with a reduce-only limit at the current price (rounded to fill) instead of market; "
+        "unfilled by the next cycle: market.",
+        group="exits",
     )
     ema_breakeven_enabled: bool = setting(
         True,
@@ -167,8 +168,9 @@ class ExitsSettings(BaseModel):
     )
     ema_breakeven_reprice_minutes: float = setting(
         15.0,
-        "How often the breakeven exit order is re-placed.",
-        group="exits", planned=True, unit="minutes", gt=0,
+        "How often the breakeven exit is re-checked: price (entry + fees + buffer) and size recomputed, "
+        "re-placed only where they differ.",
+        group="exits", unit="minutes", gt=0,
     )
     ema_breakeven_fee_buffer: float = setting(
         0.0002,
@@ -217,8 +219,9 @@ class ExitsSettings(BaseModel):
     )
     hard_time_exit_bypass_profit_bank: bool = setting(
         True,
-        "Let the hard time exit take losses without needing the controlled-loss profit bank.",
-        group="exits", planned=True,
+        "On: the hard time exit takes its bounded loss without the profit bank; off: a losing step closes "
+        "only what the bank pays for.",
+        group="exits",
     )
     hard_stop_loss_enabled: bool = setting(
         True,
@@ -415,8 +418,9 @@ class ExitsSettings(BaseModel):
     )
     cancel_unsafe_hidden_close_orders: bool = setting(
         True,
-        "Cancel close orders found on the exchange but not tracked by the bot when they are unsafe (inferred)",
-        group="exits", planned=True,
+        "Cancel reduce-only TP/trigger orders the bot did not place when they can keep its stop or exits off "
+        "the venue; off: left alone, reported once.",
+        group="exits",
     )
     enable_dynamic_profit_floor: bool = setting(
         False,
@@ -440,8 +444,9 @@ class ExitsSettings(BaseModel):
     )
     dynamic_profit_floor_urgent_multiplier: float = setting(
         0.4,
-        "Profit-floor multiplier during an urgent time exit.",
-        group="exits", planned=True, unit="fraction", ge=0, le=1,
+        "Profit-floor multiplier for the exit ladder of the rest of the position while the hard time exit "
+        "runs (ENABLE_DYNAMIC_PROFIT_FLOOR).",
+        group="exits", unit="fraction", ge=0, le=1,
     )
     dynamic_profit_floor_min_rate: float = setting(
         0.0,

@@ -1,4 +1,4 @@
-"""Settings group `reference`: Cross-exchange reference price (MEXC)."""
+"""Settings group `reference`: Cross-exchange reference price (MEXC by default)."""
 
 from typing import Literal  # noqa: F401
 
@@ -142,26 +142,28 @@ class ReferenceGlobalSettings(BaseModel):
 
     external_price_enabled: bool = setting(
         True,
-        "Enable the cross-exchange reference price feed (MEXC book ticker).",
+        "Enable the cross-exchange reference price feed (the venues of EXTERNAL_PRICE_REFERENCE_EXCHANGES).",
         group="reference", scope="global", env="EXTERNAL_PRICE_ENABLED",
     )
     external_price_primary_exchange: Literal["htx"] = setting(
         'htx',
         "Exchange whose prices are checked against the reference; one of: htx.",
-        group="reference", planned=True, scope="global", env="EXTERNAL_PRICE_PRIMARY_EXCHANGE",
+        group="reference", scope="global", env="EXTERNAL_PRICE_PRIMARY_EXCHANGE",
     )
     external_price_reference_exchanges: WordList = setting(
         ('mexc',),
-        "Comma list of ccxt exchange ids used as price reference (public data only; default mexc).",
-        group="reference", planned=True, scope="global", env="EXTERNAL_PRICE_REFERENCE_EXCHANGES",
+        "Comma list of ccxt ids of USDT-M perpetual venues used as price reference (public data), in order: each "
+        "symbol's quote comes from the first that answers.",
+        group="reference", scope="global", env="EXTERNAL_PRICE_REFERENCE_EXCHANGES",
     )
     external_price_rest_poll_interval_sec: float = setting(
         1.0,
-        "Interval between reference price polls.",
-        group="reference", planned=True, scope="global", unit="seconds", gt=0, env="EXTERNAL_PRICE_REST_POLL_INTERVAL_SEC",
+        "Minimum time between reference best-price reads (a sooner read reuses the last quotes, with their true "
+        "age); book reads at a candle close are fresh.",
+        group="reference", scope="global", unit="seconds", gt=0, env="EXTERNAL_PRICE_REST_POLL_INTERVAL_SEC",
     )
     external_price_rest_timeout_sec: float = setting(
         3.0,
-        "Timeout of each reference price request.",
-        group="reference", planned=True, scope="global", unit="seconds", gt=0, env="EXTERNAL_PRICE_REST_TIMEOUT_SEC",
+        "Timeout of each reference price request (per venue, per attempt).",
+        group="reference", scope="global", unit="seconds", gt=0, env="EXTERNAL_PRICE_REST_TIMEOUT_SEC",
     )

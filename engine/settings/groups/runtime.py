@@ -8,18 +8,8 @@ from ..fields import AlwaysOn, FolderPath, ProfileList, Str, Timeframe, WordList
 
 
 class RuntimeSettings(BaseModel):
-    """Per-side `runtime` settings."""
-
-    state_file: Str = setting(
-        '',
-        "Per-profile state file; empty = computed from the profile's data directory.",
-        group="runtime", planned=True,
-    )
-    markets_cache_file: Str = setting(
-        '',
-        "Per-profile cached exchange markets file; empty = computed from the profile's data directory.",
-        group="runtime", planned=True,
-    )
+    """Per-side `runtime` settings (none today: one state database and one market list serve
+    both profiles, so STATE_FILE and MARKETS_CACHE_FILE are process-wide)."""
 
 
 class RuntimeGlobalSettings(BaseModel):
@@ -28,6 +18,18 @@ class RuntimeGlobalSettings(BaseModel):
     data_dir: FolderPath = setting(
         "data",
         "Folder for the state database, audit files and logs (relative to the working directory).",
+        group="runtime", scope="global",
+    )
+    state_file: Str = setting(
+        '',
+        "Live state database (SQLite); paper adds .paper before the extension; empty = DATA_DIR/live.sqlite and "
+        "paper.sqlite. The control socket sits beside it.",
+        group="runtime", scope="global",
+    )
+    markets_cache_file: Str = setting(
+        '',
+        "Cached HTX markets (JSON), reused at start while younger than MARKETS_CACHE_MAX_AGE_SEC; empty = "
+        "DATA_DIR/htx_markets.json.",
         group="runtime", scope="global",
     )
     dry_run: bool = setting(
@@ -52,8 +54,8 @@ class RuntimeGlobalSettings(BaseModel):
     )
     market_data_max_workers: int = setting(
         8,
-        "Maximum parallel market-data requests per cycle.",
-        group="runtime", planned=True, scope="global", unit="count", ge=1,
+        "Maximum parallel candle requests per cycle.",
+        group="runtime", scope="global", unit="count", ge=1,
     )
     post_only_enabled: AlwaysOn = setting(
         True,
@@ -67,11 +69,13 @@ class RuntimeGlobalSettings(BaseModel):
     )
     fetch_fill_details_on_sync: bool = setting(
         True,
-        "Fetch individual fills during state sync for exact prices and fees.",
-        group="runtime", planned=True, scope="global",
+        "Read fills at sync for exact trade prices, fees and fill events; off: trades priced from entry and "
+        "the close order's average, fees from the fee rates.",
+        group="runtime", scope="global",
     )
     fill_detail_lookback_sec: int = setting(
         21600,
-        "How far back fill details are fetched during state sync.",
-        group="runtime", planned=True, scope="global", unit="seconds", ge=0,
+        "No fill older than this is read at sync (the first cycle after a start reads this window); 0 = no "
+        "bound.",
+        group="runtime", scope="global", unit="seconds", ge=0,
     )
