@@ -268,3 +268,35 @@ def test_existing_files_are_appended_after_a_restart(tmp_path):
     assert not (tmp_path / "long" / "csv_archive").exists()
     db = sqlite3.connect(tmp_path / "audit.sqlite")
     assert db.execute("SELECT COUNT(*) FROM audit_signals").fetchone()[0] == 2
+
+
+@pytest.mark.parametrize("durable", [True, False], ids=["live", "replay"])
+async def test_the_durability_barrier_is_kept_live_and_skipped_in_replay(tmp_path, durable):
+    """Live and paper: before a cycle's state ends a fill's read window, the engine makes the
+    record durable (EventBus.flush_durable). A replay's record (durable=False) is written by
+    its daily flush and at the end only: the barrier would cost fsyncs for nothing."""
+    from engine.runtime.events import EventBus
+
+    bus = EventBus()
+    w = AuditWriter(tmp_path, durable=durable)
+    bus.subscribe(w)
+    bus.publish(FillEvent(T0 + 2, "long", "ETH/USDT", "buy", Decimal("1850.5"), Decimal("3"), Decimal("0.01"),
+                          "entry"))
+    await bus.flush_durable()
+
+    def fills() -> int:
+        path = tmp_path / "audit.sqlite"
+        if not path.exists():
+            return 0
+        db = sqlite3.connect(path)
+        try:
+            return db.execute("SELECT COUNT(*) FROM audit_trades WHERE event = 'fill'").fetchone()[0]
+        except sqlite3.Error:
+            return 0
+        finally:
+            db.close()
+
+    assert fills() == (1 if durable else 0)
+    w.flush()
+    assert fills() == 1  # the replay's own flush writes it
+    w.close()

@@ -13,6 +13,8 @@ its start are the warm-up: the first step sees them all at once, as a restart wo
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import math
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -256,8 +258,10 @@ async def run_replay(
     if audit_dir is not None:  # the run's record, for `crot analyze`
         from engine.store.audit import AuditWriter
 
-        audit = AuditWriter.from_settings(settings, audit_dir)
+        audit = AuditWriter.from_settings(settings, audit_dir, durable=False)
         bus.subscribe(audit)
+
+    day_flush: asyncio.Future[Any] | None = None
 
     async def new_engine() -> Engine:
         e = Engine(settings, exchange, store, bus, symbols=symbols, mode="replay",
@@ -353,7 +357,11 @@ async def run_replay(
                     await restart(now)
             steps += 1
             if audit is not None and steps % 288 == 0:
-                audit.flush()  # every simulated day
+                # every simulated day, in a worker thread beside the next day's steps (flush is
+                # thread-safe; live flushes the same way): one flush at a time
+                if day_flush is not None:
+                    await day_flush
+                day_flush = asyncio.ensure_future(asyncio.to_thread(audit.flush))
             if on_step is not None:
                 r = on_step(steps, total)
                 if r is not None:
@@ -374,5 +382,8 @@ async def run_replay(
             data_settings=data_settings, inputs=inputs, equity_curve=recorder.equity)
     finally:
         await store.close()
+        if day_flush is not None:
+            with contextlib.suppress(Exception):  # flush never raises; a cancelled run may cancel it
+                await day_flush
         if audit is not None:
             await audit.aclose()

@@ -156,8 +156,14 @@ class AuditWriter:
         clock: Callable[[], float] = time.time,
         signal_files: Iterable[str] = SIGNAL_FILE_FORMATS,
         retention: RetentionPolicy | None = None,
+        durable: bool = True,
     ):
         self.data_dir = Path(data_dir)
+        if not durable:
+            # a replay's record: the run is repeated, never resumed after a kill, so the
+            # engine's per-fill durability barrier (EventBus.flush_durable) would only cost
+            # fsyncs; the rows are written by the replay's daily flush and at the end
+            self.durable_flush = None  # type: ignore[assignment]
         self.signal_files = tuple(signal_files)
         bad = [f for f in self.signal_files if f not in SIGNAL_FILE_FORMATS]
         if bad:
