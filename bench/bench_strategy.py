@@ -169,6 +169,11 @@ def bench_cycle(n_symbols: int, steps: int, freeze: bool = False) -> None:
     med = statistics.median(cpu["one side"])
     print(f"per symbol, one side: {med * 1000 / n_symbols:.1f} us CPU; "
           f"target (< 20 ms on one core) met: {'yes' if med < 20.0 else 'NO'}")
+    import resource
+
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # kB on Linux
+    print(f"peak RSS of this process (the strategy layer of {n_symbols} warm symbols, not the whole bot): "
+          f"{peak_mb:.0f} MB")
 
 
 def bench_history() -> None:
