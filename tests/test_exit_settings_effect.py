@@ -313,6 +313,24 @@ async def test_a_runner_limit_refused_falls_back_to_market_next_cycle():
     assert isinstance(close, CloseMarket) and close.amount == 7 and close.reason == "runner_trailing"
 
 
+def test_the_runner_limits_market_fallback_never_takes_the_stop_of_the_rest():
+    """The fallback closes the runner part only; the executor cancels the stops a close is
+    handed once it fills, so a stop handed to it would leave the rest of the position bare."""
+    p = settings(**RUNNER).side("long")
+    meta = PositionMeta(A, "long", T0, Dec(1000))
+    position = pos()
+    stop = Order("s1", 11, A, "sell", "stop_loss", None, Dec("95"), Dec(10), Dec(0), "open", True, False)
+    plan, orders = cycle(p, position, meta, [stop], "100", T0 + 1_111)
+    ctx = MarketContext(last_candle=(T0 + 60_000, Dec("103.5"), Dec("102.9"), Dec("103")))
+    plan, orders = cycle(p, position, meta, orders, "103", T0 + 2 * MIN + 1_111, ctx)
+    ctx = MarketContext(last_candle=(T0 + 3 * MIN, Dec("102"), Dec("101.8"), Dec("101.937")))
+    plan, _ = cycle(p, position, meta, orders, "101.937", T0 + 4 * MIN + 1_111, ctx)
+    [limit] = [a for a in plan.actions if isinstance(a, PlaceExit)]
+    assert limit.fallback is not None and limit.fallback.amount == 7 < position.contracts
+    assert not [o for o in limit.fallback.cancel_first if o.kind == "stop_loss"]
+    assert stop not in [a.order for a in plan.actions if isinstance(a, Cancel)]
+
+
 async def test_a_runner_limit_refused_for_the_reserved_amount_is_closed_at_market_at_once():
     # a venue where the stop reserves the closeable amount refuses the limit: the executor
     # closes at market in the same action (the stop cancelled only right before the second

@@ -161,7 +161,9 @@ def plan_position(
                 out.actions.append(Cancel(o, "exit", "runner trail hit"))
             px = aggressive_close_price(side, price, market)
             fc, fkey = close_cid("runner")  # refused for the reserved closeable amount: market now
-            fallback = CloseMarket(pos.symbol, side, amount, fc, fkey, "runner_trailing", tuple(stops))
+            # a partial close: the stop is not the executor's to cancel (it cancels the stops it
+            # is handed once the close fills, which would leave the rest of the position bare)
+            fallback = CloseMarket(pos.symbol, side, amount, fc, fkey, "runner_trailing", ())
             out.actions.append(PlaceExit(pos.symbol, side, px, amount, c, key, "runner_close", purpose="close",
                                          fallback=fallback))
             meta.runner_close_cid, meta.runner_close_amount, meta.runner_close_base = c, amount, pos.contracts
