@@ -19,7 +19,7 @@ from decimal import Decimal as Dec
 import pytest
 
 from engine.exchange.sim import SimConfig, SimulatedExchange, _SimPosition
-from engine.exchange.types import Market, Order, Position, closing_side
+from engine.exchange.types import Order, Position, closing_side
 from engine.exits.ladder import aggressive_close_price
 from engine.runtime.actions import Cancel, CloseMarket, PlaceExit
 from engine.runtime.events import EventBus, FillEvent, OrderEvent
