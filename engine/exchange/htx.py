@@ -231,6 +231,11 @@ def _first(info: Mapping[str, Any], *keys: str) -> Decimal | None:
     return None
 
 
+
+def _usdt_linear_swap(m: Mapping[str, Any]) -> bool:
+    """A ccxt market dict of a USDT-margined linear perpetual (what the bot trades on HTX)."""
+    return bool(m.get("swap") and m.get("linear") and m.get("settle") == "USDT")
+
 class HtxExchange:
     """`Exchange` for HTX linear swaps. Construct, `await load_markets()`, use, `await close()`."""
 
@@ -339,7 +344,7 @@ class HtxExchange:
             if parsed is None:
                 policy = replace(self._policy, max_attempts=max(0, self.config.market_load_retries) + 1)
                 raw = await retry_read(lambda: self._once(self._ccxt.fetch_markets), policy, what="htx load markets")
-                usable = [m for m in raw if m.get("swap") and m.get("linear") and m.get("settle") == "USDT"]
+                usable = [m for m in raw if _usdt_linear_swap(m)]
                 if not usable:
                     raise E.ExchangeError("no USDT-margined linear swap markets returned", venue=VENUE)
                 # set only our markets: ccxt then never lazily loads spot markets or currencies
@@ -361,7 +366,7 @@ class HtxExchange:
         one of them does not read as a USDT-margined linear swap: they are then fetched again,
         never half used."""
         try:
-            if not all(m.get("swap") and m.get("linear") and m.get("settle") == "USDT" for m in cached):
+            if not all(_usdt_linear_swap(m) for m in cached):
                 raise ValueError("a market that is not a USDT linear swap")
             parsed = {m["symbol"]: self._parse_market(m) for m in cached}
             if not all(m.contract_size > 0 and m.amount_step > 0 and m.price_step > 0 for m in parsed.values()):

@@ -878,7 +878,6 @@ class ProfileRunner:
         except Exception as exc:  # the trade is still recorded, with what we know
             log.warning("fills for %s unavailable: %s", meta.symbol, exc)
             note = "fills unavailable"
-        fills = [f for f in fills if f.ts_ms >= since]
         closing = [f for f in fills if f.side == close_side]
         qty = sum((f.amount for f in closing), Decimal(0))
         exit_price = (sum((f.price * f.amount for f in closing), Decimal(0)) / qty) if qty > 0 else meta.entry_price
