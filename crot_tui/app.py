@@ -390,11 +390,11 @@ class CrotApp(App[int]):
 
         self._command(self.host.toggle_pause, then, idle="the engine is not running (yet): nothing to pause")
 
-    def manual(self, kind: str, symbol: str = "") -> None:
-        """A manual action; in live mode it asks first (y/n)."""
-        from engine.runtime.manual import ManualRequest
+    def manual(self, kind: str, symbol: str = "", price: str = "") -> None:
+        """A manual action; in live mode it asks first (y/n). `price`: a close at this limit."""
+        from engine.runtime.manual import ManualRequest, limit_price
 
-        what = ManualRequest(kind, symbol).describe()  # type: ignore[arg-type]
+        what = ManualRequest(kind, symbol, limit_price(price)).describe()  # type: ignore[arg-type]
 
         def then(done: str) -> None:
             self._after_command()
@@ -404,7 +404,7 @@ class CrotApp(App[int]):
             if not yes:
                 self.notify(f"not done: {what}", timeout=2)
                 return
-            self._command(lambda: self.host.manual(kind, symbol), then)
+            self._command(lambda: self.host.manual(kind, symbol, price), then)
 
         if self.host.mode == "live" and kind not in ("freeze", "unfreeze"):
             from .screens.confirm import ConfirmScreen
@@ -412,6 +412,22 @@ class CrotApp(App[int]):
             self.push_screen(ConfirmScreen(f"LIVE account: {what}?", yes="Do it", no="Cancel"), go)
         else:
             go(True)
+
+    def close_at_limit(self, side: str, symbol: str) -> None:
+        """Ask for a limit price, then close the position there (reduce-only, kept by the exit
+        planner in place of the ladder; the stop stays)."""
+        from .screens.limit_close import LimitCloseScreen
+
+        view = next((p for p in self.state.all_positions() if p.symbol == symbol and p.profile == side), None)
+
+        def then(price: str | None) -> None:
+            if price:
+                self.manual("close", symbol, price)
+            else:
+                self.notify(f"not done: close {symbol} at a limit", timeout=2)
+
+        self.push_screen(LimitCloseScreen(side, symbol, view.contracts if view else None,
+                                          view.mark_price if view else None), then)
 
     def lift_protections(self) -> None:
         def then(lifted: int) -> None:

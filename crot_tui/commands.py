@@ -37,6 +37,10 @@ class CrotCommands(Provider):
         for side, symbol in host.positions():
             yield (f"Close {side} position {symbol} at market", partial(app.manual, "close", symbol),
                    "reduce-only; its exits are cancelled first, the stop stays until it is gone")
+            yield (f"Close {side} position {symbol} at a limit...", partial(app.close_at_limit, side, symbol),
+                   "a reduce-only limit for the whole position in place of its exit ladder; the stop stays")
+            yield (f"Withdraw the limit close of {symbol}", partial(app.manual, "cancel_close", symbol),
+                   "its exit ladder returns")
         if host.positions():
             yield ("Flatten everything", partial(app.manual, "flatten"),
                    "close every position and cancel every entry order; pauses new entries")

@@ -129,14 +129,16 @@ class EngineHost:
             return None
         return self.pause_entries(not self.engine.flags.paused)
 
-    def manual(self, kind: str, symbol: str = "") -> str | None:
+    def manual(self, kind: str, symbol: str = "", price: str = "") -> str | None:
         """Queue a manual action (engine/runtime/manual.py); its description, or None when no
-        engine runs (yet). A symbol that is not traded raises ValueError (one line)."""
+        engine runs (yet). `price`: a close at this limit ("" = at market). A symbol that is
+        not traded, or a bad price, raises ValueError (one line)."""
         if self.engine is None:
             return None
-        from engine.runtime.manual import ManualRequest
+        from engine.runtime.manual import ManualRequest, limit_price
 
-        return str(self.engine.request_manual(ManualRequest(kind, symbol)))  # type: ignore[arg-type]
+        req = ManualRequest(kind, symbol, limit_price(price))  # type: ignore[arg-type]
+        return str(self.engine.request_manual(req))
 
     def positions(self) -> list[tuple[str, str]]:
         """(side, symbol) of every open position the engine knows of."""

@@ -101,8 +101,8 @@ class RemoteHost:
         self._paused = bool(await self._cmd("toggle_pause"))
         return self._paused
 
-    async def manual(self, kind: str, symbol: str = "") -> str:
-        return str(await self._cmd("manual", kind=kind, symbol=symbol))
+    async def manual(self, kind: str, symbol: str = "", price: str = "") -> str:
+        return str(await self._cmd("manual", kind=kind, symbol=symbol, price=price))
 
     async def lift_protections(self) -> int:
         return int(await self._cmd("lift_protections"))

@@ -11,6 +11,7 @@ import shutil
 import tempfile
 import threading
 from pathlib import Path
+from decimal import Decimal
 
 import pytest
 
@@ -146,3 +147,20 @@ def test_ctl_without_a_bot_is_one_line(folder, capsys):
     env.write_text(f"DATA_DIR={folder / 'data'}\nSTATE_FILE={folder / 'st' / 'bot.sqlite'}\n")
     code, _, err = ctl(capsys, "--env", str(env), "pause")
     assert code == 2 and str(folder / "st" / "bot.sock") in err and str(folder / "st" / "bot.paper.sock") in err
+
+
+def test_ctl_closes_at_a_limit_and_withdraws_it(folder, capsys, monkeypatch):
+    with BotThread(folder, mode="live") as bot:
+        monkeypatch.setattr("sys.stdin.isatty", lambda: True)
+        asked = []
+        monkeypatch.setattr("builtins.input", lambda prompt: asked.append(prompt) or "y")
+        code, out, _ = ctl(capsys, "--socket", str(bot.path), "close", "BTC", "--limit", "70000.5")
+        assert code == 0 and out.startswith("close BTC/USDT:USDT at a limit of 70000.5")
+        assert asked == ["LIVE account: close BTC/USDT:USDT at a limit of 70000.5? [y/N] "]
+        (req,) = bot.host.engine._manual
+        assert (req.kind, req.symbol, req.price) == ("close", "BTC/USDT:USDT", Decimal("70000.5"))
+        assert ctl(capsys, "--socket", str(bot.path), "--yes", "cancel-close", "BTC")[0] == 0
+        assert [r.kind for r in bot.host.engine._manual] == ["close", "cancel_close"]
+        code, _, err = ctl(capsys, "--socket", str(bot.path), "--yes", "close", "BTC", "--limit", "-5")
+        assert code == 2 and "expected a positive number" in err and len(err.splitlines()) == 1
+        assert len(bot.host.engine._manual) == 2

@@ -168,6 +168,21 @@ def test_confirm(snap_compare, app, size) -> None:
     assert snap_compare(app, terminal_size=size, run_before=run_before)
 
 
+@pytest.mark.parametrize("size", SIZES, ids=SIZE_IDS)
+def test_limit_close(snap_compare, app, size) -> None:
+    """The price a manual close at a limit asks for (the command palette's "at a limit...")."""
+    async def run_before(pilot) -> None:
+        from decimal import Decimal
+
+        from crot_tui.screens.limit_close import LimitCloseScreen
+
+        await settled(pilot)
+        pilot.app.push_screen(LimitCloseScreen("long", "ETH/USDT:USDT", Decimal(12), Decimal("3412.55")))
+        await pilot.pause()
+
+    assert snap_compare(app, terminal_size=size, run_before=run_before)
+
+
 def test_settings_drop_unsaved_confirm(snap_compare, app) -> None:
     async def run_before(pilot) -> None:
         screen = await _settings_search(pilot, "hard_stop_loss_pct")

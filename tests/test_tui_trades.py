@@ -245,6 +245,42 @@ async def test_command_palette_offers_the_trades_and_every_trade(recording, tmp_
         assert isinstance(app.screen, DetailScreen) and app.screen.trade_seq == 4
 
 
+async def test_the_palette_closes_a_position_at_a_limit_it_asks_for(recording, tmp_path, monkeypatch) -> None:
+    app = make_app(recording, tmp_path)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        from crot_tui.commands import CrotCommands
+        from crot_tui.screens.limit_close import LimitCloseScreen
+
+        sent: list[tuple[str, str, str]] = []
+        monkeypatch.setattr(app.host, "manual", lambda kind, symbol="", price="": sent.append(
+            (kind, symbol, price)) or f"{kind} {symbol}")
+        monkeypatch.setattr(app.host, "positions", lambda: [("long", "ETH/BTC")])  # (a recording: no engine)
+        commands = {t: cb for t, cb, _ in CrotCommands(app.screen)._commands()}
+        commands["Close long position ETH/BTC at a limit..."]()
+        await pilot.pause()
+        assert isinstance(app.screen, LimitCloseScreen)
+        field = app.screen.query_one("#limit-price")
+        assert field.value  # the last price, to edit
+        field.value = "abc"
+        await pilot.press("enter")
+        assert isinstance(app.screen, LimitCloseScreen) and sent == []
+        assert "expected a positive number" in str(app.screen.query_one("#limit-hint").render())
+        field.value = "0.0612"
+        await pilot.press("enter")
+        await pilot.pause()
+        assert not isinstance(app.screen, LimitCloseScreen)
+        assert sent == [("close", "ETH/BTC", "0.0612")]  # a demo: no question first
+        commands["Close long position ETH/BTC at a limit..."]()
+        await pilot.pause()
+        await pilot.press("escape")
+        await pilot.pause()
+        assert sent == [("close", "ETH/BTC", "0.0612")]  # cancelled: nothing sent
+        commands["Withdraw the limit close of ETH/BTC"]()
+        await pilot.pause()
+        assert sent[-1] == ("cancel_close", "ETH/BTC", "")
+
+
 # -- snapshots --------------------------------------------------------------------------------------
 SIZES = [(80, 24), (160, 48)]
 

@@ -414,7 +414,9 @@ class ControlServer:
         if name == "toggle_pause":
             return _running(t.toggle_pause())
         if name == "manual":
-            return _running(t.manual(str(args.get("kind", "")), str(args.get("symbol", ""))))
+            price = args.get("price")
+            return _running(t.manual(str(args.get("kind", "")), str(args.get("symbol", "")),
+                                     "" if price is None else str(price)))
         if name == "lift_protections":
             return _running(t.lift_protections())
         if name == "set_speed":

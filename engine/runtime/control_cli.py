@@ -15,7 +15,9 @@ from pathlib import Path
 from typing import Any, Callable
 
 ACTIONS = {
-    "close": ("manual", "close", "close SYMBOL's position at market (reduce-only; its stop stays until it is gone)"),
+    "close": ("manual", "close", "close SYMBOL's position at market, or at a limit with --limit PRICE (reduce-only; "
+                                 "its stop stays until it is gone)"),
+    "cancel-close": ("manual", "cancel_close", "withdraw SYMBOL's limit close (its exit ladder returns)"),
     "cancel": ("manual", "cancel_entries", "cancel SYMBOL's entry orders"),
     "flatten": ("manual", "flatten", "close every position and cancel every entry order"),
     "freeze": ("manual", "freeze", "no new entry or averaging on SYMBOL (its position keeps stop and exits)"),
@@ -44,6 +46,10 @@ def add_ctl_parser(sub: Any, load: Callable[..., Any]) -> None:
         q = csub.add_parser(name, help=text)
         if name != "flatten":
             q.add_argument("symbol", help="e.g. BTC/USDT:USDT (or BTC)")
+        if name == "close":
+            q.add_argument("--limit", metavar="PRICE", default="",
+                           help="a reduce-only limit at PRICE for the whole position, kept (re-placed if it "
+                                "disappears) in place of the exit ladder until it fills or is withdrawn")
     p.set_defaults(func=lambda a: cmd_ctl(a, load))
 
 
@@ -116,18 +122,27 @@ async def _ctl(args: argparse.Namespace, path: Path) -> int:
             n = await client.request("lift_protections")
             print(f"{n} account protection(s) lifted" if n else "no account protection is in force")
         else:
+            from .manual import ManualRequest, limit_price
+
             _, kind, _ = ACTIONS[action]
             symbol = "" if action == "flatten" else _symbol(args.symbol, list(hello.get("symbols", ())))
+            try:
+                price = limit_price(getattr(args, "limit", ""))
+            except ValueError as exc:
+                print(f"error: {exc}", file=sys.stderr)
+                return 2
+            what = ManualRequest(kind, symbol, price).describe()  # type: ignore[arg-type]
             if hello.get("mode") == "live" and kind not in ("freeze", "unfreeze") and not args.yes:
                 if not sys.stdin.isatty():
                     print("error: a manual action on a LIVE bot needs confirmation: run it in a terminal or "
                           "add --yes", file=sys.stderr)
                     return 2
-                answer = input(f"LIVE account: {action} {symbol}? [y/N] ").strip().lower()
+                answer = input(f"LIVE account: {what}? [y/N] ").strip().lower()
                 if answer not in ("y", "yes"):
                     print("not done")
                     return 1
-            done = await client.request("manual", kind=kind, symbol=symbol)
+            done = await client.request("manual", kind=kind, symbol=symbol,
+                                        price="" if price is None else str(price))
             print(f"{done}: sent with the bot's next step" if kind not in ("freeze", "unfreeze") else str(done))
         return 0
     except (CommandRefused, ControlUnavailable) as exc:

@@ -29,7 +29,7 @@ from engine.strategy import EntryContext, FeatureEngine, FeatureParams, GateResu
 
 from .commands import EngineCommands, EngineFlags
 from .events import Account, CycleStats, ErrorEvent, EventBus, ProtectionEvent, TradeClosed
-from .manual import ManualRequest, manual_actions
+from .manual import ManualRequest, manual_actions, set_limit_close
 from .positions import MarketContext
 from .profile import CycleInput, Overlay, ProfileRunner
 from .snapshot import read_snapshot
@@ -268,11 +268,21 @@ class Engine(EngineCommands):
         requests, self._manual = self._manual, []
         sent = False
         for req in requests:
+            limit = req.kind == "cancel_close" or (req.kind == "close" and req.price is not None)
+            handled = False
             for side, runner in self.profiles.items():
                 try:
                     metas = runner.state.positions
                     seq = {s: m.close_seq for s, m in metas.items()}
-                    actions = manual_actions(req, side, snapshot, seq, {s: m.pos_id for s, m in metas.items()})
+                    if limit:
+                        # the exit planner places it in this step's cycle (positions.py)
+                        said = set_limit_close(req, side, snapshot, metas, self.markets)
+                        if said is not None:
+                            handled = True
+                            await runner.store.save_profile(side, runner.state)  # kept across a restart
+                            self._status(f"manual {said}", now_ms=now_ms)
+                        continue
+                    actions = manual_actions(req, side, snapshot, seq, {s: m.pos_id for s, m in metas.items()}, metas)
                     for s, n in seq.items():
                         if s in metas:
                             metas[s].close_seq = n
@@ -285,7 +295,10 @@ class Engine(EngineCommands):
                     self._status(f"manual {req.describe()} ({side}): {len(outcomes) - len(bad)} of {len(outcomes)} "
                                  f"order call(s) done{'; ' + bad[0].detail if bad else ''}", now_ms=now_ms)
                 except Exception as exc:
+                    handled = True
                     failed("manual", exc, side)
+            if limit and not handled:
+                self._status(f"manual {req.describe()}: no open position on {req.symbol}, nothing done", now_ms=now_ms)
         return sent
 
     def lift_protections(self) -> int:
@@ -447,6 +460,8 @@ class Engine(EngineCommands):
                 held = {s for s, pos in snapshot.positions.items() if pos.side == side} & set(self.symbols)
                 no_averaging = {s for s in sorted(held)
                                 if not self.reference.averaging_allowed(side, s, now_ms, p)[0]} | self.frozen
+                # a position the operator closes at a limit is not added to
+                no_averaging |= {s for s, m in runner.state.positions.items() if m.manual_close_price is not None}
                 decisions = {s: (None if s in self.frozen else d) for s, d in decisions.items()}
                 ci = CycleInput(snapshot=snapshot, markets=self.markets, decisions=decisions,
                                 contexts=contexts[side], select=select_entries, entry_context=_entry_context,

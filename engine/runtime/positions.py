@@ -186,7 +186,8 @@ def plan_position(
                              _controlled_loss(p, pos, meta, market, price, now_ms, ctx, minutes_held, out.notes))
                  if o is not None]
     special = ""
-    if fraction == 0:
+    manual = meta.manual_close_price
+    if fraction == 0 or manual is not None:
         meta.te_fraction, meta.te_price = 0.0, None
     if meta.te_price is not None and pos.contracts < meta.te_contracts:
         # a loss-taking time-exit order paid by the profit bank was out and the position shrank:
@@ -194,7 +195,12 @@ def plan_position(
         meta.cl_spent += (meta.te_contracts - pos.contracts) * cl.loss_per_contract(
             side, pos.entry_price, meta.te_price, market, cl.close_fee(p, side))
     meta.te_contracts = pos.contracts
-    if fraction > 0:
+    if manual is not None:
+        # the operator's limit close (engine/runtime/manual.py): one reduce-only limit for the
+        # whole position in place of the ladder and the time / defensive exits (their state
+        # still advances); re-placed if it disappears, until the position is gone
+        wanted = [(MANUAL_TAG, manual, pos.contracts)]
+    elif fraction > 0:
         # The hard time exit runs: its step order at the market (loss bounded), and the rest of
         # the position keeps the exit ladder of its mode, planned as urgent (the dynamic profit
         # floor x DYNAMIC_PROFIT_FLOOR_URGENT_MULTIPLIER).
@@ -252,7 +258,8 @@ def plan_position(
     # phase): re-placed only where the price (entry + fees + buffer) or amount now differs
     be = f"|r{breakeven_epoch(p, now_ms, meta.breakeven_ms)}" \
         if mode == "breakeven" and meta.breakeven_ms is not None else ""
-    phase = f"{mode}{be}|d{decay}|t{int(ctx.tighten is not None)}|x{fraction:g}{fx}{special}"
+    phase = f"{mode}{be}|d{decay}|t{int(ctx.tighten is not None)}|x{fraction:g}{fx}{special}" \
+        if manual is None else f"{MANUAL_TAG}|{manual}"
     replan = (phase != meta.exit_phase or pos.contracts > meta.ladder_base
               or (open_exit_amount == 0 and pos.contracts > 0))
     if not replan:
@@ -272,7 +279,12 @@ def plan_position(
     meta.exit_version += 1
     meta.runner_cid = 0
     for tag, pr, am in wanted:
-        # a defensive exit's purpose is its reason: its orders, fills and trade say so
+        # a defensive exit's purpose is its reason: its orders, fills and trade say so (the
+        # operator's limit close is a close whose trade says "manual")
+        if tag == MANUAL_TAG:
+            c, key = cid("close", f"{MANUAL_TAG}:v{meta.exit_version}")
+            out.actions.append(PlaceExit(pos.symbol, side, pr, am, c, key, tag, purpose="close"))
+            continue
         purpose = tag if tag in DEFENSIVE_TAGS else "exit"
         c, key = cid(purpose, f"exit:v{meta.exit_version}:{tag}")
         out.actions.append(PlaceExit(pos.symbol, side, pr, am, c, key, tag, purpose=purpose))
@@ -289,6 +301,7 @@ def plan_position(
 
 
 DEFENSIVE_TAGS = (cl.TAG, sd.TAG)
+MANUAL_TAG = "manual"  # the operator's limit close
 
 
 def _soft_defensive(p: ProfileSettings, pos: Position, meta: PositionMeta, market: Market, price: Decimal,

@@ -133,6 +133,9 @@ class PositionMeta:
     te_fraction: float = 0.0
     te_price: Decimal | None = None
     te_contracts: Decimal = Decimal(0)
+    # the operator's limit close (engine/runtime/manual.py): while set, the exit planner keeps
+    # one reduce-only limit at this price for the whole position in place of the exit ladder
+    manual_close_price: Decimal | None = None
 
     @property
     def pos_id(self) -> str:
