@@ -90,6 +90,10 @@ class Engine(EngineCommands):
         self._unannounced: list[Lock] = []
         self._manual: list[ManualRequest] = []  # the operator's requests, run by the next step
         self.frozen: set[str] = set()  # symbols with no new entry and no averaging
+        # symbols no longer configured (COINS) on which the stored state still holds a position
+        # or an entry ladder: managed until it is gone (stop, exits, manual actions), never
+        # entered or averaged again (Engine.start)
+        self.retired: set[str] = set()
         self._now_ms = 0
         # the account-PnL guard's shared series (both profiles); None: ACCOUNT_PNL_ENABLED off
         params = ap.series_params(settings.side(s) for s in ("long", "short"))
@@ -105,10 +109,12 @@ class Engine(EngineCommands):
         for s in missing:
             self.bus.publish(ErrorEvent(0, "markets", f"{s} is not a market on {self.exchange.name}; skipped"))
         self.symbols = [s for s in self.symbols if s in self.markets]
+        for runner in self.profiles.values():
+            await runner.load()
+        self._retire(markets)
         await self.refresh_leverage()
         for runner in self.profiles.values():
             runner.symbols = list(self.symbols)
-            await runner.load()
         self._restarted = any(r.state.positions or r.state.ladders for r in self.profiles.values())
         try:
             self.protections = AccountProtections.from_state(self._protection_params,
@@ -129,6 +135,32 @@ class Engine(EngineCommands):
                 self.bus.publish(ErrorEvent(0, "account-pnl", f"stored account-PnL series unreadable: {exc}"))
         await self._restore_controls()
         self._status("started")
+
+    def _retire(self, markets: dict[str, Market]) -> None:
+        """A symbol taken out of the configuration (COINS) while the stored state still holds a
+        position or an entry ladder on it stays managed: its stop, exits, reconciliation and
+        the manual actions go on until the position is gone; it gets no new entry and no
+        averaging, and its resting entry orders are cancelled at the first step (through the
+        executor, as a manual cancel). Without this, the position would lose its stop
+        management the moment its coin left COINS."""
+        held: dict[str, list[str]] = {}
+        for side, runner in self.profiles.items():
+            for s in [*runner.state.positions, *runner.state.ladders]:
+                if s not in self.symbols:
+                    held.setdefault(s, []).append(side)
+        for s, sides in sorted(held.items()):
+            if s not in markets:
+                self.bus.publish(ErrorEvent(0, "markets", f"{s}: the stored state holds a {'/'.join(sides)} "
+                                                          f"position or ladder, but it is not a market on "
+                                                          f"{self.exchange.name}"))
+                continue
+            self.symbols.append(s)
+            self.markets[s] = markets[s]
+            self.retired.add(s)
+            self._manual.append(ManualRequest("cancel_entries", s))
+            self._status(f"{s} is no longer in COINS but the {'/'.join(sorted(set(sides)))} state holds a position "
+                         "or entry ladder on it: its stop and exits stay managed until it is gone; no new entry "
+                         "or averaging, its entry orders are cancelled")
 
     async def _reconcile_after_restart(self, snapshot: Any, failed: Any) -> None:
         """First thing after a restart, in the first step: fills that happened while the bot
@@ -459,10 +491,11 @@ class Engine(EngineCommands):
                 # only a position of this side can be averaged (the check has no side effect)
                 held = {s for s, pos in snapshot.positions.items() if pos.side == side} & set(self.symbols)
                 no_averaging = {s for s in sorted(held)
-                                if not self.reference.averaging_allowed(side, s, now_ms, p)[0]} | self.frozen
+                                if not self.reference.averaging_allowed(side, s, now_ms, p)[0]} | self.frozen \
+                    | self.retired
                 # a position the operator closes at a limit is not added to
                 no_averaging |= {s for s, m in runner.state.positions.items() if m.manual_close_price is not None}
-                decisions = {s: (None if s in self.frozen else d) for s, d in decisions.items()}
+                decisions = {s: (None if s in self.frozen or s in self.retired else d) for s, d in decisions.items()}
                 ci = CycleInput(snapshot=snapshot, markets=self.markets, decisions=decisions,
                                 contexts=contexts[side], select=select_entries, entry_context=_entry_context,
                                 claimed=claimed_by[other], overlay=self.overlays[side], new_candle=new_candle,
