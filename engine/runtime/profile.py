@@ -687,8 +687,9 @@ class ProfileRunner:
             if not open_rungs and (now - ladder.created_ms) > 0:
                 del st.ladders[symbol]
                 pos = snap.position(symbol, self.side)
-                if pos is not None and ladder.purpose == "entry" and self.p.tiny_entry_close_enabled:
-                    market = ci.markets[symbol]
+                market = ci.markets.get(symbol)  # (None: a symbol that is no market any more)
+                if pos is not None and market is not None and ladder.purpose == "entry" \
+                        and self.p.tiny_entry_close_enabled:
                     value = notional(pos.contracts, self._price(snap, symbol, pos), market)
                     tiny = value <= D(self.p.tiny_entry_max_notional) or \
                         value <= ladder.planned_notional * D(self.p.tiny_entry_max_planned_fraction)
