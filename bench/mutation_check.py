@@ -190,6 +190,30 @@ DISK_FULL = ["tests/test_disk_full_entries.py::"
              "test_paper_loop_holds_entries_while_the_audit_disk_is_full_and_enters_once_space_is_back"]
 
 #: name -> (apply, relevant tests, chaos scenarios)
+def hedge_stop_never_placed() -> None:
+    from engine.runtime.hedge import HedgeRunner
+
+    async def protect(self, snap, now_ms):
+        return False  # the mutation: the hedge position never gets its stop
+    HedgeRunner.protect = protect
+
+
+def hedge_stop_not_resized() -> None:
+    from engine.runtime import hedge as Hm
+
+    orig = Hm.HedgeRunner.protect
+
+    async def protect(self, snap, now_ms):
+        pos = snap.positions.get(self.symbol)
+        stops = [o for o in snap.orders if o.symbol == self.symbol and o.is_open and o.kind == "stop_loss"]
+        if pos is not None and Hm.is_covered(pos, stops, self.market):
+            return False  # the mutation: a stop larger than the hedge is left as it is
+        return await orig(self, snap, now_ms)
+    Hm.HedgeRunner.protect = protect
+
+
+HEDGE = ["tests/test_btc_hedge.py"]
+
 MUTANTS = {
     "no stop placed": (no_stop_placed, [PROTECTION, REGRESSIONS], ["faults at the engine"]),
     "stop not resized": (stop_not_resized, [PROTECTION], ["faults at the engine"]),
@@ -207,6 +231,8 @@ MUTANTS = {
                                         []),
     "disk-full block removed": (disk_full_block_removed, DISK_FULL, []),
     "filled client id re-sent after a restart": (filled_id_check_removed, FILLED_ID, []),
+    "BTC hedge without its stop": (hedge_stop_never_placed, HEDGE, []),
+    "BTC hedge stop not re-sized": (hedge_stop_not_resized, HEDGE, []),
 }
 
 

@@ -213,10 +213,10 @@ class EngineHost:
             self._next_at = None
 
     async def _run_demo(self) -> RunResult:
-        from engine.runtime.replay import DEMO_DATA, DEMO_SYMBOLS, run_replay
+        from engine.runtime.replay import DEMO_DATA, demo_symbols, run_replay
 
         data = self.data_dir or DEMO_DATA
-        symbols = self.symbols if self.symbols is not None else (DEMO_SYMBOLS if self.data_dir is None else None)
+        symbols = self.symbols if self.symbols is not None else (demo_symbols(self.settings) if self.data_dir is None else None)
         summary = await run_replay(self.settings, data_dir=data, symbols=symbols, bus=self.bus,
                                    on_step=self._pace, on_engine=self._attach, max_steps=self.max_steps)
         return RunResult("demo", summary=summary, steps=summary.steps)

@@ -400,7 +400,7 @@ class UiState:
         return out
 
     def all_positions(self) -> list[ev.PositionView]:
-        return [p for s in SIDES for p in self.positions.get(s, ())]
+        return [p for s in (*SIDES, "hedge") for p in self.positions.get(s, ())]  # (the BTC hedge last)
 
     def decision(self, symbol: str, side: str) -> Any:
         d = self.decisions.get(side)

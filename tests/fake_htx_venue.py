@@ -16,7 +16,7 @@ Served endpoints (method, path -> simulator call):
 | GET  /v5/trade/position/opens | `sim.fetch_positions()` (one-way mode: position_side "both") |
 | GET  /v5/trade/order/opens | open normal orders (`limit`, optional `contract_code`) |
 | GET  /v5/algo/order/opens?type=sl/tp | open stop-loss orders (type=tp: none, the bot places none) |
-| POST /v5/trade/order | `type=post_only` -> place_post_only; `type=limit, reduce_only=1` -> place_reduce_only_limit; `type=market, reduce_only=1` -> close_reduce_only_market; anything else is refused and logged in `unexpected` |
+| POST /v5/trade/order | `type=post_only` -> place_post_only; `type=limit, reduce_only=1` -> place_reduce_only_limit; `type=market, reduce_only=1` -> close_reduce_only_market; `type=market` without reduce_only -> open_market (the BTC hedge); anything else is refused and logged in `unexpected` |
 | GET  /v5/trade/order?order_id= / client_order_id= | one normal order in any state (`data: null` when unknown) |
 | POST /v5/algo/order (type=sl) | place_stop_loss (market at trigger) |
 | GET  /v5/algo/order?algo_id= / algo_client_order_id= | one stop in any state (`data: []` when unknown) |
@@ -1011,6 +1011,8 @@ class FakeHtxVenue:
                 order = await self.sim.place_reduce_only_limit(contract.symbol, position_side, volume, price, sim_cid)
             elif kind == "market" and reduce_only and "price" not in body:
                 order = await self.sim.close_reduce_only_market(contract.symbol, position_side, volume, sim_cid)
+            elif kind == "market" and not reduce_only and "price" not in body:
+                order = await self.sim.open_market(contract.symbol, side, volume, sim_cid)
             else:
                 raise VenueProtocolError(1036, f"the bot never sends type={kind!r} reduce_only={reduce_only}")
         except E.ExchangeError as exc:

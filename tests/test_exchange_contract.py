@@ -376,6 +376,28 @@ async def test_reduce_only_market_close_fills_at_the_touch_and_flattens(venue):
     assert sum(f.realized_pnl or 0 for f in closes) == d(5) * size * (bid - entry.price)
 
 
+async def test_market_open_fills_at_the_touch_adds_and_is_never_sent_twice(venue):
+    """open_market (the BTC hedge's order; HTX v5 POST /v5/trade/order type=market, no
+    reduce_only): fills at once at the touch, opens from flat and adds; the same client id
+    again is the same order, never a second position."""
+    bid, ask = await venue.touch(XRP)
+    first = await venue.ex.open_market(XRP, "sell", d("4.7"), 1065)  # rounds DOWN to 4
+    assert (first.kind, first.side, first.reduce_only, first.amount, first.client_order_id) == (
+        "market", "sell", False, d(4), 1065)
+    again = await venue.ex.open_market(XRP, "sell", d(4), 1065)
+    assert again.id == first.id
+    [pos] = await venue.ex.fetch_positions()
+    assert (pos.side, pos.contracts, pos.entry_price) == ("short", d(4), bid)
+    await venue.ex.open_market(XRP, "sell", d(2), 1066)
+    [pos] = await venue.ex.fetch_positions()
+    assert (pos.side, pos.contracts) == ("short", d(6))
+    fills = [f for f in await venue.ex.fetch_fills([XRP], 0) if f.side == "sell"]
+    assert sum(f.amount for f in fills) == d(6) and all(not f.maker for f in fills)
+    with pytest.raises(E.InsufficientMargin):  # far beyond the wallet at 5x
+        await venue.ex.open_market(BTC, "buy", d(10_000_000), 1067)
+    assert {p.symbol for p in await venue.ex.fetch_positions()} == {XRP}
+
+
 # --------------------------------------------------------------------------- reduce-only rules
 
 

@@ -509,3 +509,30 @@ async def test_a_restart_does_not_take_its_own_orders_for_foreign_ones(venue, tm
     assert mine, "the first run must leave its stops on the exchange for this test to mean anything"
     again = await run_engine(venue, tmp_path, steps=2)  # same DATA_DIR: its own stops are known
     assert again.steps == 2
+
+
+async def test_the_btc_hedge_trades_through_ccxt_and_keeps_its_stop(venue, tmp_path):
+    """BTC_HEDGE_ENABLED on the live path: an XRP long already on the account (adopted) is
+    hedged by a BTC short sent as HTX v5 `type=market` without reduce_only, whose algo stop
+    (`type=sl`) is on the venue by the end of the same step; every step ends with every
+    position stopped (the venue's own check), and the venue saw nothing it does not document."""
+    from engine.exchange.sim import _SimPosition
+
+    xrp_price = venue.sim._symbol(XRP).last
+    venue.sim._positions[XRP] = _SimPosition(Decimal(400), xrp_price)  # 400 x 10 XRP, ~2000 USDT
+    settings = live_settings(COINS="eth,xrp", BTC_HEDGE_ENABLED="true", BTC_HEDGE_COOLDOWN_SEC="0")
+    run = await run_engine(venue, tmp_path, steps=3, settings=settings)
+    assert run.error is None and run.pauses.problems == []
+    btc = (await run.pauses.positions()).get(BTC)
+    assert btc is not None and btc.side == "short"
+    mark = venue.sim._symbol(BTC).last
+    hedge_notional = btc.contracts * Decimal("0.001") * mark
+    xrp_notional = Decimal(400) * 10 * venue.sim._symbol(XRP).last
+    assert xrp_notional - Decimal("60") <= hedge_notional <= xrp_notional + Decimal("60")  # within a contract or so
+    opens = [r for r in venue.requests if r.method == "POST" and r.path == "/v5/trade/order"
+             and r.body.get("type") == "market"
+             and r.body.get("reduce_only") in (None, 0, "0", False)]
+    assert opens and all(r.body["contract_code"] == "BTC-USDT" and r.body["side"] == "sell" for r in opens)
+    placed = [e for e in run.events if isinstance(e, OrderEvent) and e.profile == "hedge" and e.action == "placed"]
+    assert {e.purpose for e in placed} >= {"hedge", "stop"}
+    assert venue.unexpected == [] and venue.duplicate_client_ids == []

@@ -39,7 +39,7 @@ def space(params: str, study: str = "") -> str:
     ("HARD_STOP_LOSS_PCT = []", ["choices must be a non-empty list"]),
     ("LONG_DRY_RUN = [true, false]", ["DRY_RUN is a process-wide setting and cannot be searched per side; use DRY_RUN"]),
     ("HTX_API_KEY = ['a', 'b']", ["HTX_API_KEY: a secret cannot be searched"]),
-    ("BTC_HEDGE_RATIO = { low = 0.5, high = 1.0 }", ["not yet in effect in CROT"]),
+    ("COINS_2 = ['eth', 'sol']", ["COINS_2: not yet in effect in CROT"]),
 ])
 def test_bad_params_are_one_line_errors_naming_the_key(params, says):
     with pytest.raises(SpaceError) as e:

@@ -131,12 +131,12 @@ def test_safety_switches_cannot_be_turned_off():
 def test_settings_not_yet_in_effect_are_accepted_but_warned_about():
     from engine.settings import by_key, planned_warnings
 
-    s = load_text("BTC_HEDGE_RATIO=0.5\nBTC_HEDGE_COOLDOWN_SEC=60\n"
+    s = load_text("COINS_2=eth\nBTC_HEDGE_COOLDOWN_SEC=60\n"
                   "HARD_STOP_LOSS_PCT=0.02\n")
     warnings = planned_warnings(s)
-    assert len(warnings) == 2 and "BTC_HEDGE_RATIO" in warnings[0]
-    assert by_key()["BTC_HEDGE_RATIO"].planned
-    assert not by_key()["HARD_STOP_LOSS_PCT"].planned
+    assert len(warnings) == 1 and "COINS_2" in warnings[0]
+    assert by_key()["COINS_2"].planned
+    assert not by_key()["HARD_STOP_LOSS_PCT"].planned and not by_key()["BTC_HEDGE_COOLDOWN_SEC"].planned
 
 
 def test_risk_fractions_beyond_a_sane_bound_get_a_loud_warning_naming_key_and_profiles():

@@ -34,6 +34,8 @@ def short_symbol(symbol: str) -> str:
 def ladder_text(p: Any) -> str:
     """Averaging stages done (s), resting exit orders (x), exit mode unless normal, runner (R):
     '1s 3x', '0s 2x BE R'."""
+    if p.mode == "hedge":  # the BTC hedge: no ladder, no averaging (BTC_HEDGE_*)
+        return "hedge"
     mode = {"normal": "", "medium": "med", "heavy": "hvy", "breakeven": "BE"}.get(p.mode, p.mode[:4])
     return f"{p.stages}s {p.exit_orders}x" + (f" {mode}" if mode else "") + (" R" if p.runner_active else "")
 

@@ -96,6 +96,14 @@ class Exchange(Protocol):
         self, symbol: str, position_side: PositionSide, amount: Decimal, client_order_id: int
     ) -> Order: ...
 
+    async def open_market(
+        self, symbol: str, side: Side, amount: Decimal, client_order_id: int
+    ) -> Order:
+        """Market order that opens or adds (not reduce-only): used by the BTC hedge only, which
+        must follow the net exposure now rather than rest as a maker. HTX v5 "Place Order"
+        (POST /v5/trade/order, type=market, reduce_only 0). Refused during an order ban."""
+        ...
+
     async def place_stop_loss(
         self,
         symbol: str,

@@ -184,6 +184,14 @@ class FaultInjectingExchange:
             write=True,
         )
 
+    async def open_market(self, symbol: str, side: Side, amount: Decimal, client_order_id: int) -> Order:
+        return await self._call(
+            "open_market",
+            lambda: self.inner.open_market(symbol, side, amount, client_order_id),
+            place=True,
+            write=True,
+        )
+
     async def place_stop_loss(
         self, symbol: str, position_side: PositionSide, amount: Decimal, trigger_price: Decimal, client_order_id: int
     ) -> Order:

@@ -691,6 +691,25 @@ class HtxExchange:
             reduce_only=True,
         )
 
+    async def open_market(self, symbol: str, side: Side, amount: Decimal, client_order_id: int) -> Order:
+        # HTX v5 "Place Order" (POST /v5/trade/order): type=market without reduce_only opens or
+        # adds; the venue fills it against the book at once (price protection is its own)
+        market = self._checked(symbol, client_order_id)
+        amount = round_amount(amount, market.amount_step)
+        check_minimums(market, amount, None)
+        self._check_ban("limit")  # new risk: not even sent during a 1084 ban
+        return await self._place(
+            symbol,
+            client_order_id,
+            kind="market",
+            create=lambda: self._create(
+                symbol, "market", side, amount, None, None, client_order_id, post_only=False, reduce_only=False
+            ),
+            what=f"market {side} {symbol}",
+            side=side,
+            reduce_only=False,
+        )
+
     async def place_stop_loss(
         self,
         symbol: str,

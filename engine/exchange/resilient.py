@@ -127,6 +127,17 @@ class RetryingExchange:
             reduce_only=True,
         )
 
+    async def open_market(self, symbol: str, side: Side, amount: Decimal, client_order_id: int) -> Order:
+        return await self._place(
+            symbol,
+            client_order_id,
+            "market",
+            lambda: self.inner.open_market(symbol, side, amount, client_order_id),
+            f"market {side} {symbol}",
+            side=side,
+            reduce_only=False,
+        )
+
     async def place_stop_loss(
         self, symbol: str, position_side: PositionSide, amount: Decimal, trigger_price: Decimal, client_order_id: int
     ) -> Order:

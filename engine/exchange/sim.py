@@ -474,6 +474,22 @@ class SimulatedExchange:
         self._fill(order, order.remaining, self._taker_price(symbol, side), maker=False, ts=self._now)
         return order.snapshot()
 
+    async def open_market(self, symbol: str, side: Side, amount: Decimal, client_order_id: int) -> Order:
+        existing = self._existing(client_order_id, symbol, side, "market", reduce_only=False)
+        if existing is not None:
+            return existing
+        market = self.market(symbol)
+        amount = round_amount(amount, market.amount_step)
+        check_minimums(market, amount, None)
+        price = self._taker_price(symbol, side)
+        required = self._notional(symbol, amount, price) / self._leverage(symbol)
+        free = self.equity() - self.used_margin()
+        if required > free:
+            raise E.InsufficientMargin(f"needs {fmt(required)} margin, {fmt(free)} free", venue=self.name)
+        order = self._new_order(client_order_id, symbol, side, "market", None, None, amount, False, False)
+        self._fill(order, order.remaining, price, maker=False, ts=self._now)
+        return order.snapshot()
+
     async def place_stop_loss(
         self,
         symbol: str,

@@ -234,7 +234,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 # ------------------------------------------------------------------------------------- lookahead
 def cmd_lookahead(args: argparse.Namespace, load_settings: Callable[[str, bool], Any]) -> int:
-    from engine.runtime.replay import DEMO_DATA, DEMO_SYMBOLS
+    from engine.runtime.replay import DEMO_DATA, demo_symbols
     from engine.runtime.replay_data import ReplayDataError, folder_timerange, parse_timerange, utc
 
     from .lookahead import run_lookahead
@@ -242,7 +242,7 @@ def cmd_lookahead(args: argparse.Namespace, load_settings: Callable[[str, bool],
 
     settings = load_settings(args.env, args.env == ".env")
     data = args.data or str(DEMO_DATA)
-    symbols = args.symbols.split(",") if args.symbols is not None else (DEMO_SYMBOLS if not args.data else None)
+    symbols = args.symbols.split(",") if args.symbols is not None else (demo_symbols(settings) if not args.data else None)
     try:
         start, end = parse_timerange(args.timerange)
         if args.timerange is None:

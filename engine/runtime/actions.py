@@ -81,9 +81,26 @@ class CloseMarket:
     intent_key: str
     reason: str
     cancel_first: tuple[Order, ...] = ()
+    # the close takes the whole position (its stops are cancelled once it filled); False: a
+    # partial reduction (the hedge's), whose stop is re-sized by the next protection instead
+    whole: bool = True
 
 
-Action = PlaceEntry | PlaceStop | PlaceExit | Cancel | CloseMarket
+@dataclass(frozen=True)
+class OpenMarket:
+    """A market order that opens or adds to a position: the BTC hedge's only (a strategy entry
+    is always a post-only ladder)."""
+
+    symbol: str
+    position_side: PositionSide
+    amount: Decimal
+    client_order_id: int
+    intent_key: str
+    reason: str
+    purpose: str = "hedge"
+
+
+Action = PlaceEntry | PlaceStop | PlaceExit | Cancel | CloseMarket | OpenMarket
 
 
 def action_symbol(a: Action) -> str:

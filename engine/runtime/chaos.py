@@ -128,6 +128,10 @@ class SentLog(Passthrough):
         self._sent(client_order_id, ("market", symbol, closing_side(position_side), True, Decimal(amount), None))
         return await self._inner.close_reduce_only_market(symbol, position_side, amount, client_order_id)
 
+    async def open_market(self, symbol, side, amount, client_order_id):
+        self._sent(client_order_id, ("market", symbol, side, False, Decimal(amount), None))
+        return await self._inner.open_market(symbol, side, amount, client_order_id)
+
     async def place_stop_loss(self, symbol, position_side, amount, trigger_price, client_order_id):
         self._sent(client_order_id, ("stop_loss", symbol, closing_side(position_side), True, Decimal(amount),
                                      Decimal(trigger_price)))

@@ -22,6 +22,7 @@ from engine.exchange.types import Market
 from engine.market.candles import Candle, last_closed_open_ts, timeframe_ms
 from engine.reference import ReferenceTracker
 from engine.risk import account_pnl as ap
+from engine.risk.hedge import HedgeParams
 from engine.risk.protections import AccountProtections, Lock, ProtectionParams
 from engine.settings import Settings
 from engine.store.state import ACCOUNT_KEY, StateStore
@@ -29,6 +30,7 @@ from engine.strategy import EntryContext, FeatureEngine, FeatureParams, GateResu
 
 from .commands import EngineCommands, EngineFlags
 from .events import Account, CycleStats, ErrorEvent, EventBus, ProtectionEvent, TradeClosed
+from .hedge import HedgeRunner
 from .manual import ManualRequest, manual_actions, set_limit_close
 from .positions import MarketContext
 from .profile import CycleInput, Overlay, ProfileRunner
@@ -98,6 +100,9 @@ class Engine(EngineCommands):
         # the account-PnL guard's shared series (both profiles); None: ACCOUNT_PNL_ENABLED off
         params = ap.series_params(settings.side(s) for s in ("long", "short"))
         self.account_pnl: ap.AccountPnlSeries | None = ap.AccountPnlSeries(*params) if params else None
+        # the BTC hedge (BTC_HEDGE_*): built at start when it is on or a hedge of ours is open
+        self.hedge_params = HedgeParams.from_settings(settings.glob)
+        self.hedge: HedgeRunner | None = None
         bus.subscribe(self._on_event)
         self.cycles = 0
 
@@ -112,6 +117,7 @@ class Engine(EngineCommands):
         for runner in self.profiles.values():
             await runner.load()
         self._retire(markets)
+        await self._start_hedge(markets)
         await self.refresh_leverage()
         for runner in self.profiles.values():
             runner.symbols = list(self.symbols)
@@ -135,6 +141,54 @@ class Engine(EngineCommands):
                 self.bus.publish(ErrorEvent(0, "account-pnl", f"stored account-PnL series unreadable: {exc}"))
         await self._restore_controls()
         self._status("started")
+
+    async def _start_hedge(self, markets: dict[str, Market]) -> None:
+        """The hedge runner, when BTC_HEDGE_ENABLED is on or the state says a hedge of ours is
+        open (turning the hedge off closes it, with its stop kept until it is gone)."""
+        symbol = self.hedge_params.symbol
+        if symbol in self.symbols:  # the settings rule refuses it; a caller passing symbols may not
+            if self.hedge_params.enabled:
+                self.bus.publish(ErrorEvent(0, "hedge", f"{symbol} is traded by the strategy: no hedge on it"))
+            return
+        market = markets.get(symbol)
+        if market is None:
+            if self.hedge_params.enabled:
+                self.bus.publish(ErrorEvent(0, "hedge", f"BTC_HEDGE_COIN: {symbol} is not a market on "
+                                                        f"{self.exchange.name}; no hedge"))
+            return
+        runner = HedgeRunner(self.hedge_params, market, self.exchange, self.store, self.bus, self.settings.side,
+                             lambda message, now_ms: self._status(message, now_ms=now_ms))
+        try:
+            await runner.load()
+        except Exception as exc:  # the counter and cooldown restart; the position is read anyway
+            self.bus.publish(ErrorEvent(0, "hedge", f"stored hedge state unreadable: {exc}"))
+        if runner.manages:
+            self.hedge = runner
+            p = self.hedge_params
+            self._status(f"BTC hedge {'on' if p.enabled else 'off: the open hedge is closed'} on {symbol}: "
+                         f"ratio {p.ratio}, cap {p.max_notional or 'none'} USDT, rebalance from "
+                         f"{p.min_rebalance} USDT, at most every {p.cooldown_ms / 1000:g} s")
+
+    def on_venue(self, symbol: str) -> bool:
+        """Whether the bot trades `symbol`: a strategy market or the hedge's (a paper or replay
+        simulator moves its prices from these candles)."""
+        return symbol in self.markets or (self.hedge is not None and symbol == self.hedge.symbol)
+
+    async def _hedge_step(self, snapshot: Any, now_ms: int, failed: Any) -> Any:
+        """Rebalance the hedge (at most one order), then protect it at once; returns the
+        snapshot the cycles plan from (read again when an order went out)."""
+        hedge = self.hedge
+        if hedge is None:
+            return snapshot
+        try:
+            if await hedge.rebalance(snapshot, self.markets, now_ms):
+                snapshot = await self._snapshot(now_ms)
+                if await hedge.protect(snapshot, now_ms):
+                    snapshot = await self._snapshot(now_ms)
+            hedge.publish(snapshot)
+        except Exception as exc:
+            failed("hedge", exc, "hedge")
+        return snapshot
 
     def _retire(self, markets: dict[str, Market]) -> None:
         """A symbol taken out of the configuration (COINS) while the stored state still holds a
@@ -205,7 +259,8 @@ class Engine(EngineCommands):
 
     async def _snapshot(self, now_ms: int) -> Any:
         """One read of the account and books, with the leverage read at start."""
-        snapshot = await read_snapshot(self.exchange, self.symbols, now_ms)
+        symbols = self.symbols if self.hedge is None else [*self.symbols, self.hedge.symbol]
+        snapshot = await read_snapshot(self.exchange, symbols, now_ms)
         snapshot.leverage = self.leverage
         return snapshot
 
@@ -474,6 +529,8 @@ class Engine(EngineCommands):
                 failed("snapshot", exc)
                 raise errors[0]
 
+        snapshot = await self._hedge_step(snapshot, now_ms, failed)
+
         # 2. the cycles, each side isolated from the other
         claimed_by = {s: snapshot.symbols_held_by(s) for s in ("long", "short")}
         cycle_failed = False
@@ -553,6 +610,11 @@ class Engine(EngineCommands):
                 sent = sent or bool(outcomes)
             except Exception as exc:
                 failed("protection", exc, side)
+        if self.hedge is not None:
+            try:
+                sent = await self.hedge.protect(snapshot, snapshot.now_ms) or sent
+            except Exception as exc:
+                failed("protection", exc, "hedge")
         return sent
 
     #: extra entry blockers, each returning "" or why no new entry / averaging may happen (stops
@@ -563,6 +625,8 @@ class Engine(EngineCommands):
         """Why no new risk may be taken on either side now ("" when every position of both
         sides has a confirmed stop and no entry blocker objects)."""
         reasons = [self.profiles[s].block_reason() for s in ("long", "short")] + [b() for b in self.entry_blockers]
+        if self.hedge is not None:
+            reasons.append(self.hedge.block_reason())
         return "; ".join(r for r in reasons if r)
 
     def _announce_block(self, now_ms: int, blocked: str) -> None:

@@ -19,7 +19,7 @@ from engine.exchange.client_ids import client_order_id
 from engine.exchange.types import Order, closing_side
 from engine.store.state import StateStore
 
-from .actions import Action, Cancel, CloseMarket, PlaceEntry, PlaceExit, PlaceStop
+from .actions import Action, Cancel, CloseMarket, OpenMarket, PlaceEntry, PlaceExit, PlaceStop
 from .events import ErrorEvent, EventBus, OrderEvent, StopEvent
 
 log = logging.getLogger("crot.executor")
@@ -107,6 +107,16 @@ class Executor:
                 self._order_event(a, "rejected", now_ms, type(exc).__name__)
                 return Outcome(a, "rejected", detail=type(exc).__name__)
             return await self._placed(a, order, now_ms)
+        if isinstance(a, OpenMarket):
+            side = "buy" if a.position_side == "long" else "sell"
+            await self._intent(a.client_order_id, a.symbol, a.purpose, a.intent_key, side, None, a.amount, now_ms)
+            try:
+                order = await self.exchange.open_market(a.symbol, side, a.amount, a.client_order_id)
+            except (E.InsufficientMargin, E.PriceOutOfBand, E.InvalidOrder) as exc:
+                await self.store.update_order(a.client_order_id, "rejected", now_ms, note=type(exc).__name__)
+                self._order_event(a, "rejected", now_ms, type(exc).__name__)
+                return Outcome(a, "rejected", detail=type(exc).__name__)
+            return await self._placed(a, order, now_ms)
         if isinstance(a, PlaceStop):
             return await self._stop(a, now_ms)
         if isinstance(a, CloseMarket):
@@ -148,7 +158,7 @@ class Executor:
             self._order_event(a, "rejected", now_ms, f"close {order.status} without a fill", order)
             return Outcome(a, "rejected", order, f"close {order.status} without a fill")
         outcome = await self._placed(a, order, now_ms)
-        if order.filled >= a.amount:
+        if a.whole and order.filled >= a.amount:
             for o in stops:  # the position is gone: its stop has nothing left to protect
                 await self._cancel(o, now_ms, "stop", f"position closed ({a.reason})")
         return outcome
@@ -268,9 +278,9 @@ class Executor:
         if isinstance(a, Cancel):
             return
         purpose = getattr(a, "purpose", None) or ("stop" if isinstance(a, PlaceStop) else "close")
-        if isinstance(a, PlaceEntry):
+        if isinstance(a, (PlaceEntry, OpenMarket)):
             side = "buy" if a.position_side == "long" else "sell"
-            price, reduce_only = a.price, False
+            price, reduce_only = getattr(a, "price", None), False
         else:
             side = closing_side(a.position_side)
             price = getattr(a, "price", None) or getattr(a, "trigger", None)

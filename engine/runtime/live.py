@@ -19,7 +19,6 @@ import logging
 import math
 import time
 from dataclasses import dataclass
-from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Awaitable, Callable
 
@@ -29,6 +28,7 @@ from engine.exchange.precision import D
 from engine.exchange.sim import SimConfig, SimulatedExchange
 from engine.macro import MacroSymbols, resolve_symbols
 from engine.market.candles import Candle, timeframe_minutes
+from engine.risk.hedge import HedgeParams
 from engine.settings import Settings
 from engine.store.state import StateStore
 
@@ -165,14 +165,16 @@ async def build_parts(settings: Settings, symbols: list[str], paper: bool,
     closers: tuple[Any, ...] = (htx,) + ((reference,) if reference else ())
     try:
         macro = resolve_symbols(await htx.load_markets(), settings.side("long"), BENCHMARK)
-        feed_symbols = list(dict.fromkeys([*symbols, BENCHMARK, *([macro.gold] if macro.usable else [])]))
+        hedge = HedgeParams.from_settings(g)
+        hedged = [hedge.symbol] if hedge.enabled else []  # paper: the simulator needs its prices
+        feed_symbols = list(dict.fromkeys([*symbols, BENCHMARK, *([macro.gold] if macro.usable else []), *hedged]))
         feed = CcxtFeed(htx._ccxt, feed_symbols, settings.side("long").ema_trigger_timeframe,
                         warmup_candles=warmup_candles(settings), by_window=True,
                         max_concurrency=g.market_data_max_workers)
         if not paper:
             return LiveParts(htx, feed, reference, None, closers, macro if macro.usable else None)
         markets = await htx.load_markets()
-        sim = SimulatedExchange([markets[s] for s in symbols if s in markets],
+        sim = SimulatedExchange([markets[s] for s in dict.fromkeys([*symbols, *hedged]) if s in markets],
                                 SimConfig(initial_wallet=D(g.dry_run_equity), stops_reserve_closeable=False))
         return LiveParts(sim, feed, reference, sim, closers, macro if macro.usable else None)
     except BaseException:
@@ -251,7 +253,8 @@ async def run_live(
             # live: the account must be set up as the bot trades before the first order
             from .account_setup import check_foreign_orders, prepare_account
 
-            report = await prepare_account(parts.exchange, settings, engine.symbols)
+            traded = engine.symbols + ([engine.hedge.symbol] if engine.hedge is not None else [])
+            report = await prepare_account(parts.exchange, settings, traded)
             report.lines += await check_foreign_orders(parts.exchange, store, settings)
             if report.changed:
                 await engine.refresh_leverage()  # sizing must use the leverage just set
@@ -275,7 +278,7 @@ async def run_live(
         engine.warm_up(history)
         if parts.sim is not None:
             for symbol, candles in history.items():
-                if candles and symbol in engine.markets:
+                if candles and engine.on_venue(symbol):
                     parts.sim.set_price(symbol, D(candles[-1].close), candles[-1].ts_ms)
         bus.publish(EngineStatus(clock_ms(), mode, tuple(s for s, on in engine.flags.enabled.items() if on),
                                  engine.flags.paused, f"{mode} mode: warm, trading {len(engine.symbols)} symbols"))
@@ -292,7 +295,7 @@ async def run_live(
                 batch: dict[str, list[Candle]] = await parts.feed.poll(now)
                 if parts.sim is not None:
                     for symbol, candles in batch.items():
-                        if symbol in engine.markets:
+                        if engine.on_venue(symbol):
                             for c in candles:
                                 parts.sim.on_candle(symbol, c.ts_ms, D(c.open), D(c.high), D(c.low), D(c.close))
                 await engine.step(now, batch)

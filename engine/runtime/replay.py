@@ -27,6 +27,7 @@ from engine.exchange.types import Market
 from engine.market.candles import Candle, timeframe_ms
 from engine.macro import resolve_symbols
 from engine.market.feeds import FileFeed
+from engine.risk.hedge import HedgeParams
 from engine.reference.recorded import RecordedReference
 from engine.settings import Settings
 from engine.store.state import StateStore
@@ -47,6 +48,13 @@ DEMO_DATA = Path(__file__).resolve().parents[1] / "demo_data" / "perp-2024"
 #: reference candles are in the same folder (see its PROVENANCE.md and CONTENTS.md)
 DEMO_SYMBOLS = ["BTC/USDT:USDT", "ETH/USDT:USDT", "SOL/USDT:USDT", "AVAX/USDT:USDT", "LINK/USDT:USDT",
                 "DOT/USDT:USDT", "LTC/USDT:USDT", "BCH/USDT:USDT", "NEAR/USDT:USDT", "FIL/USDT:USDT"]
+
+
+def demo_symbols(settings: Settings) -> list[str]:
+    """The demo's traded symbols: DEMO_SYMBOLS without the hedge coin while BTC_HEDGE_ENABLED is
+    on (the hedge trades it)."""
+    hedge = HedgeParams.from_settings(settings.glob)
+    return [s for s in DEMO_SYMBOLS if not (hedge.enabled and s == hedge.symbol)]
 
 
 def _span(candles: list[Candle]) -> str:
@@ -193,9 +201,23 @@ async def run_replay(
                                      or recorded, data_dir)
     else:
         traded = [s for s in recorded if s not in (macro.gold, macro.direct)]
+    hedge = HedgeParams.from_settings(settings.glob)
+    hedge_symbol = hedge.symbol if hedge.enabled else None
+    if hedge_symbol is not None:
+        # the hedge coin is read and traded by the hedge only (the settings rule keeps it out
+        # of COINS; here out of the folder's traded series)
+        if hedge_symbol not in recorded:
+            raise ReplayDataError(f"BTC_HEDGE_COIN={hedge.coin}: {data_dir} has no {timeframe} candles of "
+                                  f"{hedge_symbol}; expected a file such as {hedge.coin.upper()}_USDT-{timeframe}.csv")
+        if symbols is not None and hedge_symbol in traded:
+            raise ReplayDataError(f"--symbols: {hedge_symbol} is the hedge coin (BTC_HEDGE_COIN={hedge.coin}); "
+                                  "leave it out or turn BTC_HEDGE_ENABLED off")
+        traded = [s for s in traded if s != hedge_symbol]
     if not traded:
         raise ReplayDataError(f"--data {data_dir}: nothing to trade (only the macro inputs {', '.join(recorded)})")
     extra = [s for s in (macro.gold, macro.btc) if macro.usable and s and s not in traded]
+    if hedge_symbol is not None and hedge_symbol not in extra:
+        extra.append(hedge_symbol)
     try:
         feed = FileFeed.from_directory(data_dir, timeframe=timeframe, symbols=traded + extra)
     except (ValueError, OSError) as exc:  # a malformed file: its path and line, one line
@@ -216,17 +238,21 @@ async def run_replay(
     else:
         inputs_warm = "none (the indicators warm up on the replayed candles)"
     # tick and contract size from the candles closed when the replay starts, never from later ones
-    markets = [demo_market(s, known_at_start(feed.history(s), begin, step_ms)) for s in symbols]
+    venue_symbols = symbols + ([hedge_symbol] if hedge_symbol is not None else [])  # on the simulated venue
+    markets = [demo_market(s, known_at_start(feed.history(s), begin, step_ms)) for s in venue_symbols]
     cfg = sim_config or SimConfig(initial_wallet=D(settings.glob.dry_run_equity), stops_reserve_closeable=False,
                                   candle_ms=timeframe_ms(timeframe))
     sim = SimulatedExchange(markets, cfg, start_ms=feed.start_ms)
     inputs: dict[str, str] = {"macro inputs": (f"gold {macro.gold} ({_span(feed.history(macro.gold))}), "
                                                 f"BTC {macro.btc}" if macro.usable else f"off ({macro.reason})")}
-    rates = load_funding(data_dir, symbols) if funding else {}
+    rates = load_funding(data_dir, venue_symbols) if funding else {}
     for s, events in rates.items():
         sim.set_funding_events(s, events)
     inputs["warm-up"] = inputs_warm
-    inputs["funding data"] = (f"recorded events, {len(rates)} of {len(symbols)} symbols" if rates
+    if hedge_symbol is not None:
+        inputs["BTC hedge"] = (f"{hedge_symbol} (read and traded by the hedge only): ratio {hedge.ratio}, cap "
+                               f"{hedge.max_notional or 'none'} USDT")
+    inputs["funding data"] = (f"recorded events, {len(rates)} of {len(venue_symbols)} symbols" if rates
                               else "none recorded (no funding charged)")
     ref_feed = None
     ref_dir = Path(data_dir) / REFERENCE_DIR
@@ -253,7 +279,7 @@ async def run_replay(
                                     writes_only=crash_writes_only)
     store = await StateStore.open(db_path, inline=inline_store)
     history: dict[str, list[Candle]] = {s: [] for s in symbols}
-    traded_set = set(symbols)
+    traded_set = set(venue_symbols)  # the candles that move the simulated venue's prices
     audit = None
     if audit_dir is not None:  # the run's record, for `crot analyze`
         from engine.store.audit import AuditWriter
@@ -369,6 +395,12 @@ async def run_replay(
             if max_steps is not None and steps >= max_steps:
                 break
         trades = await store.trades()
+        if hedge_symbol is not None:  # its fills are in the PnL, not in the trades
+            hedge_fills = await sim.fetch_fills([hedge_symbol], 0)
+            inputs["BTC hedge"] += (f"; {len({f.order_id for f in hedge_fills})} orders, fees "
+                                    f"{sum((f.fee for f in hedge_fills), Decimal(0)):.4f}, realized "
+                                    f"{sum((f.realized_pnl or Decimal(0) for f in hedge_fills), Decimal(0)):+.4f}"
+                                    " (in the PnL)")
         return ReplaySummary(
             start_ms=begin - step_ms, end_ms=begin + (steps - 1) * step_ms, steps=steps, symbols=symbols,
             trades=len(trades), wins=sum(1 for t in trades if Decimal(t["pnl"]) > 0),

@@ -56,7 +56,7 @@ def add_replay_parser(sub: Any, load_settings: Callable[[str, bool], Any]) -> No
 def cmd_replay(args: argparse.Namespace, load_settings: Callable[[str, bool], Any]) -> int:
     import asyncio
 
-    from engine.runtime.replay import DEMO_DATA, DEMO_SYMBOLS
+    from engine.runtime.replay import DEMO_DATA, demo_symbols
     from engine.runtime.replay_data import ReplayDataError, parse_timerange
     from engine.runtime.report import print_replay_summary, replay_with_progress
 
@@ -64,7 +64,7 @@ def cmd_replay(args: argparse.Namespace, load_settings: Callable[[str, bool], An
         return cmd_compare(args.compare)
     settings = load_settings(args.env, args.env == ".env")
     data = args.data or str(DEMO_DATA)
-    symbols = args.symbols.split(",") if args.symbols is not None else (DEMO_SYMBOLS if not args.data else None)
+    symbols = args.symbols.split(",") if args.symbols is not None else (demo_symbols(settings) if not args.data else None)
     out = Path(args.out) if args.out else Path(settings.glob.data_dir) / time.strftime(
         "replay-%Y%m%d-%H%M%S", time.gmtime())
     try:

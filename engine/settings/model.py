@@ -45,6 +45,17 @@ class GlobalSettings(*GLOBAL_GROUPS):  # type: ignore[misc]
 
     model_config = _CONFIG
 
+    @model_validator(mode="after")
+    def _cross_field_rules(self) -> "GlobalSettings":
+        violations = rules.check_global(self)
+        if violations:
+            raise PydanticCustomError(
+                "settings_rules",
+                "{summary}",
+                {"summary": "; ".join(v.message for v in violations), "violations": violations},
+            )
+        return self
+
 
 class Settings:
     """The loaded configuration: process-wide settings plus one ProfileSettings per side.

@@ -186,3 +186,30 @@ def check(profile: Any) -> list[Violation]:
     for rule in RULES:
         out.extend(rule(profile))
     return out
+
+
+def _hedge_coin_not_traded(g: Any) -> list[Violation]:
+    """The hedge and the strategy cannot share a market: in one-way mode a coin has one
+    position, and the strategy would trade (and close) the hedge."""
+    if not g.btc_hedge_enabled:
+        return []
+    coin = str(g.btc_hedge_coin).strip().lower()
+    out = []
+    for name in ("coins", "coins_2"):
+        if coin in {c.lower() for c in getattr(g, name, ())}:
+            out.append(Violation((name, "btc_hedge_coin", "btc_hedge_enabled"),
+                                 f"BTC_HEDGE_COIN={coin} is also in {name.upper()}: the hedge needs a coin the "
+                                 f"strategy does not trade; take {coin} out of {name.upper()} or choose another "
+                                 "hedge coin"))
+    return out
+
+
+GLOBAL_RULES: list[Rule] = [_hedge_coin_not_traded]
+
+
+def check_global(glob: Any) -> list[Violation]:
+    """All cross-field violations of the process-wide settings."""
+    out: list[Violation] = []
+    for rule in GLOBAL_RULES:
+        out.extend(rule(glob))
+    return out

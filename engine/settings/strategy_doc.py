@@ -660,9 +660,17 @@ ladder by {{EXTERNAL_PRICE_TIGHTENED_LADDER_FRACTIONS}} at {{EXTERNAL_PRICE_TIGH
 (a `none` markup trails like the runner) until the adverse premium is gone.
 
 If HTX refuses a reduce-only order because the closeable amount is reserved by other close
-orders, the ladder waits instead of re-sending until the size or the orders change. The
-controlled-loss, soft defensive, absolute force, funding-aware and dynamic profit-floor exits
-of the reference catalog are not yet in effect (see the exits table below).
+orders, the ladder waits instead of re-sending until the size or the orders change.
+
+**Defensive exits.** The controlled-loss exit (a stalled losing position closed by a limit that
+ramps toward the market over {{CONTROLLED_LOSS_RAMP_MINUTES}} minutes, faster under an adverse
+trend, macro or volatility spike), the soft defensive exit ({{SOFT_DEFENSIVE_EXIT_ENABLED}}: step
+by step when the signal breaks, the drawdown is large enough and BTC moves against the trade),
+the absolute force exit (a position without any resting exit for
+{{ABSOLUTE_FORCE_EXIT_AFTER_MINUTES}} minutes is closed at market), the funding-aware exit
+({{ENABLE_FUNDING_AWARE_EXIT}}) and the dynamic profit floor ({{ENABLE_DYNAMIC_PROFIT_FLOOR}})
+are described by their settings in the exits table below; a position whose exits stay missing
+for {{EXIT_COVERAGE_ALERT_MINUTES}} minutes is reported.
 
 ## Protections
 
@@ -685,9 +693,22 @@ of the reference catalog are not yet in effect (see the exits table below).
   reconciled before any order; a position found without state is adopted and protected like
   any other. A clean stop cancels the resting entry orders; stops and exits stay on the exchange.
 <<protections>>
-- **Account-PnL guard.** The shared account open-PnL series is sampled every
-  {{ACCOUNT_PNL_SAMPLE_INTERVAL_SEC}} seconds into the audit record; the guard's profit unload,
-  account trailing stop and trough-only averaging are not yet in effect.
+- **Account-PnL guard.** With {{ACCOUNT_PNL_ENABLED}} the shared account open-PnL series (both
+  profiles) is sampled every {{ACCOUNT_PNL_SAMPLE_INTERVAL_SEC}} seconds over a window of
+  {{ACCOUNT_PNL_WINDOW_MINUTES}} minutes: {{ACCOUNT_PROFIT_UNLOAD_ENABLED}} partly closes profitable
+  positions near the top of its range, averaging waits for the trough, and
+  {{ACCOUNT_PNL_TRAILING_ENABLED}} closes the profile's positions when the account PnL falls back
+  after its activation rate.
+- **BTC hedge.** With {{BTC_HEDGE_ENABLED}} (off by default) the bot holds a position on the
+  {{BTC_HEDGE_COIN}} perpetual opposite {{BTC_HEDGE_RATIO}} x the net long-minus-short notional of
+  the traded positions, within {{BTC_HEDGE_MAX_NOTIONAL}} (0 = no cap). It rebalances with market
+  orders, at most one every {{BTC_HEDGE_COOLDOWN_SEC}} seconds and only for a change of at least
+  {{BTC_HEDGE_MIN_REBALANCE_NOTIONAL}} USDT; it is never opened or increased while the hedge
+  market's spread is wider than {{BTC_HEDGE_MAX_SPREAD_BPS}} bps (reduced, it always may be); a
+  change of side closes it first. The hedge has its own reduce-only stop at HARD_STOP_LOSS_PCT of
+  its side from its entry, with the same rules as any position (no new risk while it lacks one,
+  closed at market after HARD_STOP_UNPROTECTED_CLOSE_AFTER_SEC). The hedge coin cannot be in
+  COINS; turning the hedge off closes an open hedge.
 
 ## Macro overlay (gold vs BTC)
 

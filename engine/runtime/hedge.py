@@ -1,0 +1,227 @@
+"""The BTC hedge on the account: one position on the hedge coin's perpetual, opposite the
+strategy's net exposure (engine/risk/hedge.py has the arithmetic).
+
+The hedge is a position like any other: it gets a reduce-only stop on the exchange from the
+moment it exists (HARD_STOP_LOSS_PCT of the profile of its side, from its entry price), placed
+in the protection pass before anything else of a step; while the stop is not confirmed both
+profiles take no new risk, and after HARD_STOP_UNPROTECTED_CLOSE_AFTER_SEC the hedge is closed
+reduce-only at market. Its orders go through an `Executor` of profile "hedge" (intent written
+first, every outcome published and in the audit trail). The hedge coin is never one of the
+traded coins (settings rule), so the profiles never see its position or orders.
+
+Client ids come from a counter saved before each order is sent: a crash between the save and
+the send loses nothing (the next plan starts from the position read from the exchange), and a
+retry of the same order after a lost reply carries the same id (never a second order).
+"""
+
+from __future__ import annotations
+
+import logging
+from decimal import Decimal
+from typing import Any, Callable
+
+from engine.exchange.base import Exchange
+from engine.exchange.client_ids import client_order_id
+from engine.exchange.precision import round_stop_trigger
+from engine.exchange.types import Market, Order, Position, closing_side
+from engine.risk import hedge as H
+from engine.store.state import ACCOUNT_KEY, StateStore
+
+from .actions import Action, Cancel, CloseMarket, OpenMarket, PlaceStop
+from .events import ErrorEvent, EventBus, Positions, PositionView, StopEvent
+from .executor import Executor, Outcome
+from .positions import is_covered
+
+log = logging.getLogger("crot.hedge")
+
+PROFILE = "hedge"
+STATE_KEY = "hedge"
+
+
+class HedgeRunner:
+    def __init__(self, params: H.HedgeParams, market: Market, exchange: Exchange, store: StateStore, bus: EventBus,
+                 side_settings: Callable[[str], Any], say: Callable[[str, int], None]):
+        self.params = params
+        self.market = market
+        self.symbol = market.symbol
+        self.store = store
+        self.bus = bus
+        self.side_settings = side_settings  # "long"/"short" -> that profile's settings (the stop)
+        self.say = say  # (message, now_ms): the engine's status line
+        self.executor = Executor(exchange, store, bus, PROFILE)
+        self.seq = 0  # order counter: client ids
+        self.last_order_ms: int | None = None
+        self.active = False  # a hedge position of ours may be open (kept while the hedge is off)
+        self.unprotected_since: int | None = None
+        self.last_plan: H.HedgePlan | None = None
+        self._said = ""
+
+    # -- state -----------------------------------------------------------------------------
+    async def load(self) -> None:
+        data = await self.store._get(ACCOUNT_KEY, STATE_KEY) or {}
+        self.seq = int(data.get("seq", 0))
+        self.last_order_ms = data.get("last_order_ms")
+        self.active = bool(data.get("active", False))
+        self.unprotected_since = data.get("unprotected_since")
+
+    async def _save(self) -> None:
+        await self.store._put(ACCOUNT_KEY, STATE_KEY, {"seq": self.seq, "last_order_ms": self.last_order_ms,
+                                                       "active": self.active,
+                                                       "unprotected_since": self.unprotected_since})
+
+    async def _next_id(self, purpose: str) -> tuple[int, str]:
+        """A new client id, the counter saved before the order is sent (see module doc)."""
+        self.seq += 1
+        await self._save()
+        key = f"hedge:{purpose}:n{self.seq}"
+        return client_order_id(PROFILE, self.symbol, purpose, key), key
+
+    @property
+    def manages(self) -> bool:
+        """Whether the runner has anything to do: the hedge is on, or a hedge of ours is open."""
+        return self.params.enabled or self.active
+
+    # -- the stop --------------------------------------------------------------------------
+    def block_reason(self) -> str:
+        if self.unprotected_since is not None:
+            return f"the {self.symbol} hedge has no confirmed stop"
+        return ""
+
+    def _orders(self, snap: Any) -> list[Order]:
+        return [o for o in snap.orders if o.symbol == self.symbol and o.is_open]
+
+    async def protect(self, snap: Any, now_ms: int) -> bool:
+        """Verify and place the hedge's stop; True when anything was sent."""
+        pos: Position | None = snap.positions.get(self.symbol)
+        if pos is None:
+            changed = self.unprotected_since is not None
+            self.unprotected_since = None
+            leftovers = [o for o in self._orders(snap) if o.reduce_only and o.kind == "stop_loss"]
+            if self.active and not self.params.enabled and not leftovers:
+                self.active, changed = False, True
+            if changed:
+                await self._save()
+            if leftovers and self.active:
+                await self.executor.run([Cancel(o, "stop", "the hedge is closed") for o in leftovers], now_ms)
+                return True
+            return False
+        if not self.active:
+            self.active = True  # a position on the hedge market is the hedge (adopted)
+            await self._save()
+            self._status(now_ms, f"hedge: {pos.side} {pos.contracts} contracts found on {self.symbol}; "
+                                 "managed as the hedge (stop, rebalancing)")
+        p = self.side_settings(pos.side)
+        if not p.hard_stop_loss_enabled:
+            return False
+        stops = [o for o in self._orders(snap) if o.reduce_only and o.kind == "stop_loss"]
+        exact = [o for o in stops if o.amount == pos.contracts and o.side == closing_side(pos.side)]
+        if exact:  # the stop of the hedge's size; any other stop on its market is stale
+            if self.unprotected_since is not None:
+                self.unprotected_since = None
+                await self._save()
+            stale = [o for o in stops if o is not exact[0]]
+            if stale:
+                await self.executor.run([Cancel(o, "stop", "replaced: the hedge changed size") for o in stale],
+                                        now_ms)
+            return bool(stale)
+        if not is_covered(pos, stops, self.market) and self.unprotected_since is None:
+            self.unprotected_since = now_ms  # (a larger stop still covers it while it is re-sized)
+            await self._save()
+        limit_ms = int(p.hard_stop_unprotected_close_after_sec * 1000)
+        price = _price(snap, self.symbol, pos)
+        pct = Decimal(str(p.hard_stop_loss_pct))
+        raw = pos.entry_price * (1 - pct) if pos.side == "long" else pos.entry_price * (1 + pct)
+        trigger = round_stop_trigger(pos.side, raw, self.market.price_step)
+        crossed = price is not None and ((pos.side == "long" and trigger >= price) or
+                                         (pos.side == "short" and trigger <= price))
+        action: Action
+        if crossed or (self.unprotected_since is not None and now_ms - self.unprotected_since >= limit_ms):
+            cid, key = await self._next_id("close")
+            why = "past its stop price" if crossed else \
+                f"no confirmed stop for {(now_ms - (self.unprotected_since or now_ms)) / 1000:.0f} s"
+            action = CloseMarket(self.symbol, pos.side, pos.contracts, cid, key, "unprotected", tuple(stops))
+            self.bus.publish(StopEvent(now_ms, PROFILE, self.symbol, "emergency_close", trigger, pos.contracts,
+                                       f"hedge {why}: closing reduce-only at market"))
+        else:
+            cid, key = await self._next_id("stop")
+            action = PlaceStop(self.symbol, pos.side, trigger, pos.contracts, cid, key, replaces=tuple(stops),
+                               reason="protect the hedge")
+        outcomes = await self.executor.run([action], now_ms)
+        if all(o.ok for o in outcomes) and isinstance(action, PlaceStop):
+            self.unprotected_since = None
+            await self._save()
+        return True
+
+    # -- rebalancing -----------------------------------------------------------------------
+    async def rebalance(self, snap: Any, markets: dict[str, Market], now_ms: int) -> bool:
+        """Move the hedge toward its target with at most one order; True when one was sent."""
+        prices = {s: _price(snap, s, pos) for s, pos in snap.positions.items() if s in markets}
+        net = H.net_exposure(snap.positions.values(), {s: p for s, p in prices.items() if p is not None}, markets)
+        pos = snap.positions.get(self.symbol)
+        book = snap.books.get(self.symbol)
+        spread = None if book is None or not book.valid else float((book.ask - book.bid) / book.mid * 10_000)
+        price = _price(snap, self.symbol, pos)
+        plan = H.plan(self.params, net, pos, price, self.market, spread, now_ms, self.last_order_ms)
+        self.last_plan = plan
+        if plan.order is None:
+            if plan.why != self._said and "threshold" not in plan.why and "cooling" not in plan.why:
+                self._status(now_ms, f"hedge {self.symbol}: target {plan.target:+.2f} USDT, held "
+                                     f"{plan.current:+.2f}: {plan.why}")
+            self._said = plan.why
+            return False
+        o = plan.order
+        self._said = ""
+        reason = (f"{plan.why}: net exposure {net:+.2f} USDT, target {plan.target:+.2f}, held {plan.current:+.2f}")
+        if o.kind == "reduce":
+            cid, key = await self._next_id("close")
+            # the stops go along: cancelled after a whole close, or before a second attempt when
+            # the venue reserves the closeable amount for them (re-sized by `protect` right after)
+            stops = tuple(x for x in self._orders(snap) if x.reduce_only and x.kind == "stop_loss")
+            whole = pos is None or o.contracts >= pos.contracts
+            action: Action = CloseMarket(self.symbol, o.position_side, o.contracts, cid, key, "hedge",  # type: ignore[arg-type]
+                                         stops, whole=whole)
+        else:
+            cid, key = await self._next_id("open")
+            action = OpenMarket(self.symbol, o.position_side, o.contracts, cid, key, reason)  # type: ignore[arg-type]
+        self.last_order_ms = now_ms
+        self.active = True
+        await self._save()
+        outcomes: list[Outcome] = await self.executor.run([action], now_ms)
+        bad = [x for x in outcomes if not x.ok]
+        self._status(now_ms, f"hedge {self.symbol}: {reason}: {o.kind} {o.contracts} contracts "
+                             f"({o.notional:.2f} USDT){': ' + bad[0].status + ' ' + bad[0].detail if bad else ''}",
+                     error=bool(bad))
+        return True
+
+    # -- views -----------------------------------------------------------------------------
+    def publish(self, snap: Any) -> None:
+        pos = snap.positions.get(self.symbol)
+        views: tuple[PositionView, ...] = ()
+        if pos is not None:
+            price = _price(snap, self.symbol, pos) or pos.entry_price
+            stops = [o for o in self._orders(snap) if o.kind == "stop_loss"]
+            stop = stops[0].trigger_price if stops else None
+            sign = 1 if pos.side == "long" else -1
+            upnl = (price - pos.entry_price) * pos.contracts * self.market.contract_size * sign
+            views = (PositionView(PROFILE, self.symbol, pos.side, pos.contracts, pos.entry_price, price,
+                                  pos.contracts * self.market.contract_size * price, upnl, stop,
+                                  float(abs(price - stop) / price) if stop and price else None, "hedge", 0,
+                                  0, False, self.last_order_ms or snap.now_ms),)
+        self.bus.publish(Positions(snap.now_ms, PROFILE, views))
+
+    def _status(self, now_ms: int, message: str, *, error: bool = False) -> None:
+        log.log(logging.ERROR if error else logging.INFO, "%s", message)
+        if error:
+            self.bus.publish(ErrorEvent(now_ms, "hedge", message, profile=PROFILE))
+        else:
+            self.say(message, now_ms)
+
+
+def _price(snap: Any, symbol: str, pos: Position | None) -> Decimal | None:
+    """The book's mid, else the mark price (as the profiles value positions); None: unknown."""
+    book = snap.books.get(symbol)
+    if book is not None and book.mid is not None:
+        return book.mid
+    if pos is not None and pos.mark_price is not None and pos.mark_price > 0:
+        return pos.mark_price
+    return None
