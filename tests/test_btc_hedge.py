@@ -39,9 +39,11 @@ def settings(text: str = ""):
     return settings_from_assignments(assignments)
 
 
-def new_sim(spread_ticks: int = 1) -> SimulatedExchange:
-    sim = SimulatedExchange(MARKETS, SimConfig(initial_wallet=Dec(100_000), spread_ticks=spread_ticks),
-                            start_ms=T0 - 60_000)
+def new_sim(spread_ticks: int = 1, reserve: bool = True) -> SimulatedExchange:
+    """`reserve`: stop orders reserve the closeable amount (then a partial close of the hedge
+    has to take its stop off first), or not (the replay's simulator)."""
+    sim = SimulatedExchange(MARKETS, SimConfig(initial_wallet=Dec(100_000), spread_ticks=spread_ticks,
+                                               stops_reserve_closeable=reserve), start_ms=T0 - 60_000)
     for s, px in ((ETH, "2000"), (SOL, "100"), (BTC, "50000")):
         sim.set_price(s, px, T0 - 60_000)
     return sim
@@ -51,7 +53,7 @@ async def new_engine(sim, s, store=None, bus=None, seen=None):
     bus = bus or EventBus()
     if seen is not None:
         bus.subscribe(seen.append)
-    store = store or await StateStore.open(":memory:")
+    store = store or await StateStore.open(":memory:", inline=True)
     e = Engine(s, sim, store, bus, symbols=[ETH, SOL])
     await e.start()
     return e, store
@@ -119,8 +121,9 @@ def test_threshold_and_cooldown():
 
 
 # -- through the engine ----------------------------------------------------------------------
-async def test_the_hedge_follows_the_net_exposure_with_its_own_stop():
-    sim = new_sim()
+@pytest.mark.parametrize("reserve", [True, False], ids=["stops-reserve", "stops-free"])
+async def test_the_hedge_follows_the_net_exposure_with_its_own_stop(reserve):
+    sim = new_sim(reserve=reserve)
     sim._positions[ETH] = _SimPosition(Dec(50), Dec(2000))  # long 1000 USDT (0.5 ETH)
     seen: list = []
     engine, store = await new_engine(sim, settings(), seen=seen)
@@ -190,7 +193,7 @@ async def test_a_wide_hedge_market_spread_keeps_the_hedge_from_opening():
 async def test_another_hedge_coin_hedges_on_its_own_market():
     sim = new_sim()
     sim._positions[ETH] = _SimPosition(Dec(50), Dec(2000))
-    engine = Engine(settings("BTC_HEDGE_COIN=sol"), sim, await StateStore.open(":memory:"), EventBus(), symbols=[ETH])
+    engine = Engine(settings("BTC_HEDGE_COIN=sol"), sim, await StateStore.open(":memory:", inline=True), EventBus(), symbols=[ETH])
     await engine.start()
     await engine.step(T0 + JITTER[5], {}, new_candle=False)
     assert {(p.symbol, p.side, p.contracts) for p in await sim.fetch_positions()} >= {(SOL, "short", 9)}
@@ -200,13 +203,13 @@ async def test_another_hedge_coin_hedges_on_its_own_market():
 async def test_turning_the_hedge_off_closes_it_after_a_restart(tmp_path):
     sim = new_sim()
     sim._positions[ETH] = _SimPosition(Dec(50), Dec(2000))
-    engine, store = await new_engine(sim, settings(), store=await StateStore.open(tmp_path / "s.sqlite"))
+    engine, store = await new_engine(sim, settings(), store=await StateStore.open(tmp_path / "s.sqlite", inline=True))
     await engine.step(T0 + JITTER[1], {}, new_candle=False)
     assert await hedge_position(sim) is not None
     await store.close()
     assignments, _ = parse_lines(["BTC_HEDGE_ENABLED=false"])
     engine2, store2 = await new_engine(sim, settings_from_assignments(assignments),
-                                       store=await StateStore.open(tmp_path / "s.sqlite"))
+                                       store=await StateStore.open(tmp_path / "s.sqlite", inline=True))
     assert engine2.hedge is not None  # a hedge of ours is open: managed until it is gone
     await engine2.step(T0 + JITTER[4], {}, new_candle=False)
     assert await hedge_position(sim) is None and await hedge_stops(sim) == []
@@ -243,7 +246,71 @@ async def test_a_hedge_without_its_stop_blocks_new_risk_and_is_closed_in_bounded
     await engine.step(T0 + JITTER[4], {}, new_candle=False)  # 173 s: closed reduce-only at market
     assert await hedge_position(sim) is None
     assert any(isinstance(e, StopEvent) and e.profile == "hedge" and e.action == "emergency_close" for e in seen)
+    # and not reopened at once (a venue refusing its stops would otherwise keep it open
+    # unprotected, again and again): paused for 10 x 120 s
+    for t in JITTER[5:]:
+        await engine.step(T0 + t, {}, new_candle=False)
+        assert await hedge_position(sim) is None
+    await engine.step(T0 + JITTER[4] + 1_200_500, {}, new_candle=False)  # the pause is over
+    assert (await hedge_position(sim)).contracts == 20
     await store.close()
+
+
+class FullDisk:
+    """The state store once the disk is full: every write fails."""
+
+    def __init__(self, inner):
+        self._inner, self.full = inner, False
+
+    def __getattr__(self, name):
+        return getattr(self._inner, name)
+
+    async def _put(self, *a):
+        if self.full:
+            raise OSError(28, "No space left on device")
+        return await self._inner._put(*a)
+
+    async def record_intent(self, **kw):
+        if self.full:
+            raise OSError(28, "No space left on device")
+        return await self._inner.record_intent(**kw)
+
+
+async def test_a_full_disk_never_keeps_the_hedge_from_its_stop():
+    sim = new_sim()
+    sim._positions[ETH] = _SimPosition(Dec(50), Dec(2000))
+    store = FullDisk(await StateStore.open(":memory:", inline=True))
+    engine, _ = await new_engine(sim, settings(), store=store)
+    await engine.step(T0 + JITTER[1], {}, new_candle=False)
+    (stop,) = await hedge_stops(sim)
+    await sim.cancel_order(stop)  # the venue lost it ...
+    store.full = True  # ... while the disk is full
+    with pytest.raises(OSError):  # (the step reports what failed, and raises the first at its end)
+        await engine.step(T0 + JITTER[2], {}, new_candle=False)
+    assert [o.amount for o in await hedge_stops(sim)] == [20]
+    sim._positions[ETH] = _SimPosition(Dec(80), Dec(2000))  # more exposure: no new hedge risk without a record
+    with pytest.raises(OSError):
+        await engine.step(T0 + JITTER[3], {}, new_candle=False)
+    assert (await hedge_position(sim)).contracts == 20
+    await store._inner.close()
+
+
+def test_a_blocked_or_switched_off_hedge_only_shrinks():
+    held = _pos("short", "1")  # 50 USDT, below the 100 USDT threshold
+    p = H.plan(_params(min_rebalance=Dec(100)), Dec(1000), held, Dec(50000), BTC_M, 2.0, T0, None, "a stop missing")
+    assert p.order is None and "new risk blocked" in p.why
+    p = H.plan(_params(), Dec(400), _pos("short", "20"), Dec(50000), BTC_M, 2.0, T0, None, "a stop missing")
+    assert p.order is not None and p.order.kind == "reduce"
+    p = H.plan(_params(enabled=False, min_rebalance=Dec(100)), Dec(1000), held, Dec(50000), BTC_M, 2.0, T0, None)
+    assert p.order == H.HedgeOrder("reduce", "short", Dec(1), Dec(50))  # off: closed whatever its size
+
+
+def test_no_valid_trigger_is_no_stop():
+    from engine.runtime.hedge import HedgeRunner
+
+    runner = HedgeRunner(_params(), BTC_M, None, None, None, None, None)  # type: ignore[arg-type]
+    assert runner._trigger(_pos("long", "3"), Dec(1)) is None  # HARD_STOP_LOSS_PCT=1: a trigger of 0
+    assert runner._trigger(_pos("short", "3"), Dec("0.02")) == Dec("51000")
 
 
 def test_the_hedge_coin_cannot_be_a_traded_coin():
@@ -253,3 +320,20 @@ def test_the_hedge_coin_cannot_be_a_traded_coin():
     assert "BTC_HEDGE_COIN=btc is also in COINS" in str(info.value)
     assignments, _ = parse_lines(["COINS=eth,btc", "BTC_HEDGE_ENABLED=true", "BTC_HEDGE_COIN=sol"])
     assert settings_from_assignments(assignments).glob.btc_hedge_coin == "sol"
+
+
+async def test_flatten_closes_the_hedge_with_everything_else():
+    from engine.runtime.manual import ManualRequest
+
+    sim = new_sim(reserve=False)  # HTX's algo stops leave the closeable amount alone (the loopback venue)
+    sim._positions[ETH] = _SimPosition(Dec(50), Dec(2000))
+    engine, store = await new_engine(sim, settings())
+    await engine.step(T0 + JITTER[1], {}, new_candle=False)
+    assert await hedge_position(sim) is not None
+    engine.request_manual(ManualRequest("flatten", ""))
+    await engine.step(T0 + JITTER[2], {}, new_candle=False)
+    assert await sim.fetch_positions() == []
+    assert [o for o in await sim.fetch_open_orders() if o.symbol == BTC] == []
+    await engine.step(T0 + JITTER[4], {}, new_candle=False)  # nothing left to hedge: nothing reopened
+    assert await sim.fetch_positions() == []
+    await store.close()

@@ -783,7 +783,7 @@ class HtxExchange:
             if known is not None:
                 return same(known)  # type: ignore[return-value]
             if (self.config.check_filled_ids and kind not in ALGO_KINDS
-                    and client_order_id in await self._filled_earlier(symbol, kind)):
+                    and client_order_id in await self._filled_earlier(symbol, kind, reduce_only)):
                 # HTX: a client_order_id "becomes invalid once the order is fully filled or
                 # canceled", and the venue then accepts it again as a NEW order. An id that
                 # filled before this process started (a restart re-planning a crashed cycle)
@@ -852,7 +852,7 @@ class HtxExchange:
                         return replace(by_id, client_order_id=client_order_id)
         return None
 
-    async def _filled_earlier(self, symbol: str, kind: OrderKind) -> set[int]:
+    async def _filled_earlier(self, symbol: str, kind: OrderKind, reduce_only: bool = True) -> set[int]:
         """Client ids of the fills of `symbol` in the window HTX serves, read once per process
         and symbol, at its first order (one paged fills read; later fills of this process's
         own orders are known from `_placed`)."""
@@ -862,8 +862,8 @@ class HtxExchange:
             try:
                 rows = await self._fills_page(symbol, now - self.config.fills_max_lookback_ms, now)
             except E.ExchangeError:
-                if kind != "market":
-                    raise  # an entry or exit waits for the check (the next step tries again)
+                if kind != "market" or not reduce_only:
+                    raise  # an entry, exit or the hedge's market open waits for the check (next step)
                 log.warning("htx: fills of %s unreadable before a reduce-only close; sent unchecked", symbol)
                 return set()  # a close must not wait (reduce-only: it can only shrink the position)
             seen = {cid for t in rows if (cid := _as_int_id((t.get("info") or {}).get("client_order_id")))}

@@ -102,17 +102,20 @@ def _contracts(notional: Decimal, price: Decimal, market: Market) -> Decimal:
 
 
 def plan(params: HedgeParams, net: Decimal, position: Position | None, price: Decimal | None, market: Market,
-         spread_bps: float | None, now_ms: int, last_order_ms: int | None) -> HedgePlan:
+         spread_bps: float | None, now_ms: int, last_order_ms: int | None, blocked: str = "") -> HedgePlan:
     """The one order (or none) that moves the hedge toward its target now.
 
     A target on the other side of the current hedge first closes the hedge (reduce-only) and
-    opens the new side at a later rebalance, so an order never flips a position."""
+    opens the new side at a later rebalance, so an order never flips a position. `blocked`:
+    why no new risk may be taken now (a position without its stop, the hedge's own included):
+    the hedge is then reduced or closed, never opened or increased. A hedge that is off is
+    closed whatever its size."""
     target = target_notional(params, net)
     if price is None or price <= 0:
         return HedgePlan(target, Decimal(0), None, "no price for the hedge market")
     current = signed_notional(position, price, market) if position is not None else Decimal(0)
     diff = target - current
-    if abs(diff) < params.min_rebalance or diff == 0:
+    if (abs(diff) < params.min_rebalance or diff == 0) and not (position is not None and not params.enabled):
         return HedgePlan(target, current, None, "within the rebalance threshold")
     if last_order_ms is not None and now_ms - last_order_ms < params.cooldown_ms:
         return HedgePlan(target, current, None, "cooling down after the last hedge order")
@@ -125,6 +128,8 @@ def plan(params: HedgeParams, net: Decimal, position: Position | None, price: De
         what = "close the hedge" if contracts >= position.contracts else "reduce the hedge"
         return HedgePlan(target, current, HedgeOrder("reduce", position.side, contracts,
                                                      contracts * market.contract_size * price), what)
+    if blocked:
+        return HedgePlan(target, current, None, f"new risk blocked ({blocked}): not increased")
     if spread_bps is None:
         return HedgePlan(target, current, None, "hedge market book unavailable: not increased")
     if spread_bps > params.max_spread_bps:

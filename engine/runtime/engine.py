@@ -181,7 +181,7 @@ class Engine(EngineCommands):
         if hedge is None:
             return snapshot
         try:
-            if await hedge.rebalance(snapshot, self.markets, now_ms):
+            if await hedge.rebalance(snapshot, self.markets, now_ms, self.risk_blocked()):
                 snapshot = await self._snapshot(now_ms)
                 if await hedge.protect(snapshot, now_ms):
                     snapshot = await self._snapshot(now_ms)

@@ -36,6 +36,9 @@ log = logging.getLogger("crot.hedge")
 
 PROFILE = "hedge"
 STATE_KEY = "hedge"
+#: after a close-out for want of a stop, the hedge is not reopened for this many times the longer
+#: of HARD_STOP_UNPROTECTED_CLOSE_AFTER_SEC and BTC_HEDGE_COOLDOWN_SEC
+REOPEN_PAUSE = 10
 
 
 class HedgeRunner:
@@ -53,6 +56,7 @@ class HedgeRunner:
         self.last_order_ms: int | None = None
         self.active = False  # a hedge position of ours may be open (kept while the hedge is off)
         self.unprotected_since: int | None = None
+        self.paused_until: int | None = None  # no reopening after a close-out for want of a stop
         self.last_plan: H.HedgePlan | None = None
         self._said = ""
 
@@ -63,17 +67,32 @@ class HedgeRunner:
         self.last_order_ms = data.get("last_order_ms")
         self.active = bool(data.get("active", False))
         self.unprotected_since = data.get("unprotected_since")
+        self.paused_until = data.get("paused_until")
 
     async def _save(self) -> None:
         await self.store._put(ACCOUNT_KEY, STATE_KEY, {"seq": self.seq, "last_order_ms": self.last_order_ms,
                                                        "active": self.active,
-                                                       "unprotected_since": self.unprotected_since})
+                                                       "unprotected_since": self.unprotected_since,
+                                                       "paused_until": self.paused_until})
 
-    async def _next_id(self, purpose: str) -> tuple[int, str]:
-        """A new client id, the counter saved before the order is sent (see module doc)."""
+    async def _save_safe(self, now_ms: int) -> None:
+        """The protection path's save: a state file that cannot be written (disk full) must not
+        keep the hedge's stop or its close-out from going out; the failure is reported."""
+        try:
+            await self._save()
+        except Exception as exc:
+            self._status(now_ms, f"hedge state not written: {type(exc).__name__}: {exc}", error=True)
+
+    async def _next_id(self, purpose: str, now_ms: int, *, required: bool = True) -> tuple[int, str]:
+        """A new client id, the counter saved before the order is sent (see module doc). The
+        key carries the step time too, so ids stay unique even if a stored counter is lost.
+        `required=False` (stops and closes): sent even when the save fails."""
         self.seq += 1
-        await self._save()
-        key = f"hedge:{purpose}:n{self.seq}"
+        if required:
+            await self._save()
+        else:
+            await self._save_safe(now_ms)
+        key = f"hedge:{purpose}:n{self.seq}:t{now_ms}"
         return client_order_id(PROFILE, self.symbol, purpose, key), key
 
     @property
@@ -90,8 +109,24 @@ class HedgeRunner:
     def _orders(self, snap: Any) -> list[Order]:
         return [o for o in snap.orders if o.symbol == self.symbol and o.is_open]
 
+    def _trigger(self, pos: Position, pct: Decimal) -> Decimal | None:
+        """HARD_STOP_LOSS_PCT from the entry, rounded toward the market; None when there is
+        no valid trigger (the position is then closed like one whose stop is refused)."""
+        raw = pos.entry_price * (1 - pct) if pos.side == "long" else pos.entry_price * (1 + pct)
+        try:
+            return round_stop_trigger(pos.side, raw, self.market.price_step)  # type: ignore[arg-type]
+        except (ValueError, ArithmeticError):
+            return None
+
     async def protect(self, snap: Any, now_ms: int) -> bool:
-        """Verify and place the hedge's stop; True when anything was sent."""
+        """Verify and place the hedge's stop; True when anything was sent.
+
+        As for any position: a stop of the hedge's size and side must rest on the exchange;
+        while it does not, new risk is blocked on both sides, and after
+        HARD_STOP_UNPROTECTED_CLOSE_AFTER_SEC (or at once when the price is past the stop) the
+        hedge is closed reduce-only at market and not reopened for a pause (`REOPEN_PAUSE`
+        times the longer of that limit and BTC_HEDGE_COOLDOWN_SEC), so a venue that refuses
+        its stops cannot keep it open unprotected, again and again."""
         pos: Position | None = snap.positions.get(self.symbol)
         if pos is None:
             changed = self.unprotected_since is not None
@@ -100,68 +135,84 @@ class HedgeRunner:
             if self.active and not self.params.enabled and not leftovers:
                 self.active, changed = False, True
             if changed:
-                await self._save()
+                await self._save_safe(now_ms)
             if leftovers and self.active:
                 await self.executor.run([Cancel(o, "stop", "the hedge is closed") for o in leftovers], now_ms)
                 return True
             return False
         if not self.active:
             self.active = True  # a position on the hedge market is the hedge (adopted)
-            await self._save()
+            await self._save_safe(now_ms)
             self._status(now_ms, f"hedge: {pos.side} {pos.contracts} contracts found on {self.symbol}; "
                                  "managed as the hedge (stop, rebalancing)")
         p = self.side_settings(pos.side)
-        if not p.hard_stop_loss_enabled:
+        if not p.hard_stop_loss_enabled:  # (said loudly at start: danger_warnings)
+            if self.unprotected_since is not None:
+                self.unprotected_since = None
+                await self._save_safe(now_ms)
             return False
         stops = [o for o in self._orders(snap) if o.reduce_only and o.kind == "stop_loss"]
-        exact = [o for o in stops if o.amount == pos.contracts and o.side == closing_side(pos.side)]
+        mine = [o for o in stops if o.side == closing_side(pos.side)]
+        exact = [o for o in mine if o.amount == pos.contracts]
         if exact:  # the stop of the hedge's size; any other stop on its market is stale
             if self.unprotected_since is not None:
                 self.unprotected_since = None
-                await self._save()
+                await self._save_safe(now_ms)
             stale = [o for o in stops if o is not exact[0]]
             if stale:
                 await self.executor.run([Cancel(o, "stop", "replaced: the hedge changed size") for o in stale],
                                         now_ms)
             return bool(stale)
-        if not is_covered(pos, stops, self.market) and self.unprotected_since is None:
+        if not is_covered(pos, mine, self.market) and self.unprotected_since is None:
             self.unprotected_since = now_ms  # (a larger stop still covers it while it is re-sized)
-            await self._save()
+            await self._save_safe(now_ms)
         limit_ms = int(p.hard_stop_unprotected_close_after_sec * 1000)
         price = _price(snap, self.symbol, pos)
-        pct = Decimal(str(p.hard_stop_loss_pct))
-        raw = pos.entry_price * (1 - pct) if pos.side == "long" else pos.entry_price * (1 + pct)
-        trigger = round_stop_trigger(pos.side, raw, self.market.price_step)
-        crossed = price is not None and ((pos.side == "long" and trigger >= price) or
-                                         (pos.side == "short" and trigger <= price))
+        trigger = self._trigger(pos, Decimal(str(p.hard_stop_loss_pct)))
+        crossed = trigger is not None and price is not None and (
+            (pos.side == "long" and trigger >= price) or (pos.side == "short" and trigger <= price))
+        overdue = self.unprotected_since is not None and now_ms - self.unprotected_since >= limit_ms
         action: Action
-        if crossed or (self.unprotected_since is not None and now_ms - self.unprotected_since >= limit_ms):
-            cid, key = await self._next_id("close")
+        if crossed or overdue or trigger is None:
+            if trigger is None and not overdue and not crossed:
+                self._status(now_ms, f"hedge {self.symbol}: no valid stop trigger from entry "
+                                     f"{pos.entry_price}; closed at market after {limit_ms / 1000:g} s", error=True)
+                return False
+            cid, key = await self._next_id("close", now_ms, required=False)
             why = "past its stop price" if crossed else \
                 f"no confirmed stop for {(now_ms - (self.unprotected_since or now_ms)) / 1000:.0f} s"
             action = CloseMarket(self.symbol, pos.side, pos.contracts, cid, key, "unprotected", tuple(stops))
+            pause_ms = REOPEN_PAUSE * max(limit_ms, self.params.cooldown_ms)
+            self.last_order_ms, self.paused_until = now_ms, now_ms + pause_ms
+            await self._save_safe(now_ms)
             self.bus.publish(StopEvent(now_ms, PROFILE, self.symbol, "emergency_close", trigger, pos.contracts,
                                        f"hedge {why}: closing reduce-only at market"))
+            self._status(now_ms, f"hedge {self.symbol} {why}: closing reduce-only at market; not reopened for "
+                                 f"{pause_ms / 60_000:g} min", error=True)
         else:
-            cid, key = await self._next_id("stop")
+            cid, key = await self._next_id("stop", now_ms, required=False)
             action = PlaceStop(self.symbol, pos.side, trigger, pos.contracts, cid, key, replaces=tuple(stops),
                                reason="protect the hedge")
         outcomes = await self.executor.run([action], now_ms)
         if all(o.ok for o in outcomes) and isinstance(action, PlaceStop):
             self.unprotected_since = None
-            await self._save()
+            await self._save_safe(now_ms)
         return True
 
     # -- rebalancing -----------------------------------------------------------------------
-    async def rebalance(self, snap: Any, markets: dict[str, Market], now_ms: int) -> bool:
-        """Move the hedge toward its target with at most one order; True when one was sent."""
+    async def rebalance(self, snap: Any, markets: dict[str, Market], now_ms: int, blocked: str = "") -> bool:
+        """Move the hedge toward its target with at most one order; True when one was sent.
+        `blocked`: why no new risk may be taken (the engine's risk block): the hedge may then be
+        reduced or closed, not opened or increased."""
+        if self.paused_until is not None and now_ms < self.paused_until:
+            blocked = "; ".join(x for x in (blocked, "the hedge was closed for want of a stop, paused") if x)
         prices = {s: _price(snap, s, pos) for s, pos in snap.positions.items() if s in markets}
         net = H.net_exposure(snap.positions.values(), {s: p for s, p in prices.items() if p is not None}, markets)
         pos = snap.positions.get(self.symbol)
         book = snap.books.get(self.symbol)
         spread = None if book is None or not book.valid else float((book.ask - book.bid) / book.mid * 10_000)
         price = _price(snap, self.symbol, pos)
-        plan = H.plan(self.params, net, pos, price, self.market, spread, now_ms, self.last_order_ms)
+        plan = H.plan(self.params, net, pos, price, self.market, spread, now_ms, self.last_order_ms, blocked)
         self.last_plan = plan
         if plan.order is None:
             if plan.why != self._said and "threshold" not in plan.why and "cooling" not in plan.why:
@@ -173,7 +224,7 @@ class HedgeRunner:
         self._said = ""
         reason = (f"{plan.why}: net exposure {net:+.2f} USDT, target {plan.target:+.2f}, held {plan.current:+.2f}")
         if o.kind == "reduce":
-            cid, key = await self._next_id("close")
+            cid, key = await self._next_id("close", now_ms)
             # the stops go along: cancelled after a whole close, or before a second attempt when
             # the venue reserves the closeable amount for them (re-sized by `protect` right after)
             stops = tuple(x for x in self._orders(snap) if x.reduce_only and x.kind == "stop_loss")
@@ -181,7 +232,7 @@ class HedgeRunner:
             action: Action = CloseMarket(self.symbol, o.position_side, o.contracts, cid, key, "hedge",  # type: ignore[arg-type]
                                          stops, whole=whole)
         else:
-            cid, key = await self._next_id("open")
+            cid, key = await self._next_id("open", now_ms)
             action = OpenMarket(self.symbol, o.position_side, o.contracts, cid, key, reason)  # type: ignore[arg-type]
         self.last_order_ms = now_ms
         self.active = True

@@ -701,7 +701,8 @@ class ProfileRunner:
             if o.reduce_only and snap.position(o.symbol, self.side) is None:
                 await self._repair(now, o.symbol, "close order without position", "cancelled")
                 actions.append(Cancel(o, "exit", "orphan"))
-            elif not o.reduce_only and o.symbol not in st.ladders:
+            elif not o.reduce_only and o.symbol not in st.ladders and o.symbol in ci.markets:
+                # (an order on another market, e.g. the BTC hedge's open, is never adopted as a ladder)
                 known = o.client_order_id is not None and await self.store.order_purpose(o.client_order_id)
                 if known:
                     # Placed by a cycle that did not finish (crash): adopt the whole ladder.
@@ -1096,8 +1097,8 @@ class ProfileRunner:
         """Positions whose signal is gone or that are down by at least one averaging step."""
         count = 0
         for symbol, pos in ci.snapshot.positions.items():
-            if pos.side != self.side:
-                continue
+            if pos.side != self.side or symbol not in ci.markets:
+                continue  # (a position on another market, the BTC hedge's, is not this side's)
             d = ci.decisions.get(symbol)
             price = self._price(ci.snapshot, symbol, pos)
             move = float((price - pos.entry_price) / pos.entry_price) * (1 if self.side == "long" else -1)
@@ -1221,7 +1222,7 @@ class ProfileRunner:
                                       bool(meta and meta.runner_active), meta.opened_ms if meta else ci.snapshot.now_ms))
         self.bus.publish(Positions(ci.snapshot.now_ms, self.side, tuple(views)))
         stops = tuple(StopView(o.symbol, o.client_order_id, o.trigger_price, o.amount, o.side, o.ts_ms or 0)
-                      for o in snap.orders_of(self.side) if o.kind == "stop_loss")
+                      for o in snap.orders_of(self.side) if o.kind == "stop_loss" and o.symbol in ci.markets)
         self.bus.publish(Stops(ci.snapshot.now_ms, self.side, stops))
 
 

@@ -707,8 +707,10 @@ for {{EXIT_COVERAGE_ALERT_MINUTES}} minutes is reported.
   market's spread is wider than {{BTC_HEDGE_MAX_SPREAD_BPS}} bps (reduced, it always may be); a
   change of side closes it first. The hedge has its own reduce-only stop at HARD_STOP_LOSS_PCT of
   its side from its entry, with the same rules as any position (no new risk while it lacks one,
-  closed at market after HARD_STOP_UNPROTECTED_CLOSE_AFTER_SEC). The hedge coin cannot be in
-  COINS; turning the hedge off closes an open hedge.
+  closed at market after HARD_STOP_UNPROTECTED_CLOSE_AFTER_SEC, and then not reopened for ten
+  times the longer of that and the cooldown). While any position lacks its stop the hedge is only
+  reduced, never increased. The hedge coin cannot be in COINS; turning the hedge off closes an
+  open hedge; flatten closes it too.
 
 ## Macro overlay (gold vs BTC)
 
