@@ -14,7 +14,7 @@ from engine.exchange.sim import SimConfig, SimulatedExchange, _SimPosition
 from engine.exchange.types import Market, Position
 from engine.risk import hedge as H
 from engine.runtime.engine import Engine
-from engine.runtime.events import EventBus, OrderEvent, Positions, StopEvent
+from engine.runtime.events import EventBus, FillEvent, OrderEvent, Positions, StopEvent
 from engine.settings.envfile import parse_lines
 from engine.settings.loader import SettingsError, settings_from_assignments
 from engine.store.state import StateStore
@@ -143,6 +143,8 @@ async def test_the_hedge_follows_the_net_exposure_with_its_own_stop(reserve):
     assert pos.contracts == 8  # 20 - floor((1000 - 400) / 50) = 20 - 12
     (stop,) = await hedge_stops(sim)
     assert stop.amount == 8  # the stop followed the size
+    fills = [(e.side, e.amount, e.purpose) for e in seen if isinstance(e, FillEvent) and e.profile == "hedge"]
+    assert fills == [("sell", 20, "hedge")]  # the open's fill, in the record (the reduce's at the next step)
     # the profiles never took the hedge for one of theirs
     assert BTC not in engine.profiles["long"].state.positions and BTC not in engine.profiles["short"].state.positions
     await store.close()

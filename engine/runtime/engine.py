@@ -181,6 +181,7 @@ class Engine(EngineCommands):
         if hedge is None:
             return snapshot
         try:
+            await hedge.record_fills(snapshot, now_ms, self.settings.glob.fetch_fill_details_on_sync)
             if await hedge.rebalance(snapshot, self.markets, now_ms, self.risk_blocked()):
                 snapshot = await self._snapshot(now_ms)
                 if await hedge.protect(snapshot, now_ms):

@@ -28,7 +28,7 @@ from engine.risk import hedge as H
 from engine.store.state import ACCOUNT_KEY, StateStore
 
 from .actions import Action, Cancel, CloseMarket, OpenMarket, PlaceStop
-from .events import ErrorEvent, EventBus, Positions, PositionView, StopEvent
+from .events import ErrorEvent, EventBus, FillEvent, Positions, PositionView, StopEvent
 from .executor import Executor, Outcome
 from .positions import is_covered
 
@@ -51,7 +51,11 @@ class HedgeRunner:
         self.bus = bus
         self.side_settings = side_settings  # "long"/"short" -> that profile's settings (the stop)
         self.say = say  # (message, now_ms): the engine's status line
+        self.exchange = exchange
         self.executor = Executor(exchange, store, bus, PROFILE)
+        self._contracts_seen: Decimal | None = None  # the hedge's size at the last step (fills)
+        self._fills_since: int | None = None
+        self._fills_seen: dict[str, None] = {}
         self.seq = 0  # order counter: client ids
         self.last_order_ms: int | None = None
         self.active = False  # a hedge position of ours may be open (kept while the hedge is off)
@@ -68,12 +72,14 @@ class HedgeRunner:
         self.active = bool(data.get("active", False))
         self.unprotected_since = data.get("unprotected_since")
         self.paused_until = data.get("paused_until")
+        self._fills_seen = {str(x): None for x in data.get("fills_seen", [])}
 
     async def _save(self) -> None:
         await self.store._put(ACCOUNT_KEY, STATE_KEY, {"seq": self.seq, "last_order_ms": self.last_order_ms,
                                                        "active": self.active,
                                                        "unprotected_since": self.unprotected_since,
-                                                       "paused_until": self.paused_until})
+                                                       "paused_until": self.paused_until,
+                                                       "fills_seen": list(self._fills_seen)})
 
     async def _save_safe(self, now_ms: int) -> None:
         """The protection path's save: a state file that cannot be written (disk full) must not
@@ -243,6 +249,43 @@ class HedgeRunner:
                              f"({o.notional:.2f} USDT){': ' + bad[0].status + ' ' + bad[0].detail if bad else ''}",
                      error=bool(bad))
         return True
+
+    # -- the record ------------------------------------------------------------------------
+    async def record_fills(self, snap: Any, now_ms: int, fetch: bool = True) -> None:
+        """Fill events (profile "hedge": the log, the audit trail) for the hedge's fills since
+        the last step whenever its size changed (its own orders, its stop, a liquidation); read
+        only then, so a quiet hedge costs no request. Fills are for the record: a failed read
+        is logged and trading goes on."""
+        pos = snap.positions.get(self.symbol)
+        contracts = pos.contracts if pos is not None else Decimal(0)
+        since, self._fills_since = self._fills_since, now_ms
+        if contracts == self._contracts_seen:
+            return
+        self._contracts_seen = contracts
+        if not fetch or since is None:
+            return
+        try:
+            # (5 min before the last step: a venue's fill time may lag its clock)
+            fills = await self.store_fills(since - 300_000)
+        except Exception as exc:
+            log.warning("hedge fills unavailable: %s", exc)
+            return
+        new = False
+        for f in sorted(fills, key=lambda f: (f.ts_ms, f.id)):
+            if f.id in self._fills_seen:
+                continue
+            self._fills_seen[f.id] = None
+            new = True
+            known = await self.store.order_purpose_of_fill(f.client_order_id, f.order_id)
+            self.bus.publish(FillEvent(f.ts_ms, PROFILE, f.symbol, f.side, f.price, f.amount, f.fee,
+                                       known[1] if known else "unknown"))
+        while len(self._fills_seen) > 200:
+            self._fills_seen.pop(next(iter(self._fills_seen)))
+        if new:
+            await self._save_safe(now_ms)  # the ids seen, so a restart does not record a fill twice
+
+    async def store_fills(self, since_ms: int) -> list[Any]:
+        return list(await self.exchange.fetch_fills([self.symbol], since_ms))
 
     # -- views -----------------------------------------------------------------------------
     def publish(self, snap: Any) -> None:
