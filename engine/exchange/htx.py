@@ -675,39 +675,30 @@ class HtxExchange:
     async def close_reduce_only_market(
         self, symbol: str, position_side: PositionSide, amount: Decimal, client_order_id: int
     ) -> Order:
-        market = self._checked(symbol, client_order_id)
-        side = closing_side(position_side)
-        amount = round_amount(amount, market.amount_step)
-        check_minimums(market, amount, None)
-        return await self._place(
-            symbol,
-            client_order_id,
-            kind="market",
-            create=lambda: self._create(
-                symbol, "market", side, amount, None, None, client_order_id, post_only=False, reduce_only=True
-            ),
-            what=f"reduce-only market {side} {symbol}",
-            side=side,
-            reduce_only=True,
-        )
+        return await self._market(symbol, closing_side(position_side), amount, client_order_id, reduce_only=True)
 
     async def open_market(self, symbol: str, side: Side, amount: Decimal, client_order_id: int) -> Order:
         # HTX v5 "Place Order" (POST /v5/trade/order): type=market without reduce_only opens or
         # adds; the venue fills it against the book at once (price protection is its own)
+        return await self._market(symbol, side, amount, client_order_id, reduce_only=False)
+
+    async def _market(self, symbol: str, side: Side, amount: Decimal, client_order_id: int, *,
+                      reduce_only: bool) -> Order:
         market = self._checked(symbol, client_order_id)
         amount = round_amount(amount, market.amount_step)
         check_minimums(market, amount, None)
-        self._check_ban("limit")  # new risk: not even sent during a 1084 ban
+        if not reduce_only:
+            self._check_ban("limit")  # new risk: not even sent during a 1084 ban
         return await self._place(
             symbol,
             client_order_id,
             kind="market",
             create=lambda: self._create(
-                symbol, "market", side, amount, None, None, client_order_id, post_only=False, reduce_only=False
+                symbol, "market", side, amount, None, None, client_order_id, post_only=False, reduce_only=reduce_only
             ),
-            what=f"market {side} {symbol}",
+            what=f"{'reduce-only ' if reduce_only else ''}market {side} {symbol}",
             side=side,
-            reduce_only=False,
+            reduce_only=reduce_only,
         )
 
     async def place_stop_loss(

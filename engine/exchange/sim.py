@@ -462,31 +462,30 @@ class SimulatedExchange:
     async def close_reduce_only_market(
         self, symbol: str, position_side: PositionSide, amount: Decimal, client_order_id: int
     ) -> Order:
-        side = closing_side(position_side)
-        existing = self._existing(client_order_id, symbol, side, "market", reduce_only=True)
-        if existing is not None:
-            return existing
-        market = self.market(symbol)
-        amount = round_amount(amount, market.amount_step)
-        check_minimums(market, amount, None)
-        self._require_closeable(symbol, position_side, amount)
-        order = self._new_order(client_order_id, symbol, side, "market", None, None, amount, True, False)
-        self._fill(order, order.remaining, self._taker_price(symbol, side), maker=False, ts=self._now)
-        return order.snapshot()
+        return self._market(symbol, closing_side(position_side), amount, client_order_id, position_side)
 
     async def open_market(self, symbol: str, side: Side, amount: Decimal, client_order_id: int) -> Order:
-        existing = self._existing(client_order_id, symbol, side, "market", reduce_only=False)
+        return self._market(symbol, side, amount, client_order_id, None)
+
+    def _market(self, symbol: str, side: Side, amount: Decimal, client_order_id: int,
+                reduces: PositionSide | None) -> Order:
+        """A market order filled at once at the touch: reduce-only against `reduces`, else an
+        open or add that needs the margin."""
+        existing = self._existing(client_order_id, symbol, side, "market", reduce_only=reduces is not None)
         if existing is not None:
             return existing
         market = self.market(symbol)
         amount = round_amount(amount, market.amount_step)
         check_minimums(market, amount, None)
         price = self._taker_price(symbol, side)
-        required = self._notional(symbol, amount, price) / self._leverage(symbol)
-        free = self.equity() - self.used_margin()
-        if required > free:
-            raise E.InsufficientMargin(f"needs {fmt(required)} margin, {fmt(free)} free", venue=self.name)
-        order = self._new_order(client_order_id, symbol, side, "market", None, None, amount, False, False)
+        if reduces is not None:
+            self._require_closeable(symbol, reduces, amount)
+        else:
+            required = self._notional(symbol, amount, price) / self._leverage(symbol)
+            free = self.equity() - self.used_margin()
+            if required > free:
+                raise E.InsufficientMargin(f"needs {fmt(required)} margin, {fmt(free)} free", venue=self.name)
+        order = self._new_order(client_order_id, symbol, side, "market", None, None, amount, reduces is not None, False)
         self._fill(order, order.remaining, price, maker=False, ts=self._now)
         return order.snapshot()
 

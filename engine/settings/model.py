@@ -23,6 +23,16 @@ SIDES: tuple[Side, ...] = ("long", "short")
 _CONFIG = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False, validate_default=True)
 
 
+def _refuse(violations: list[rules.Violation]) -> None:
+    """Raise the cross-field violations as one error the loader splits per `.env` line."""
+    if violations:
+        raise PydanticCustomError(
+            "settings_rules",
+            "{summary}",
+            {"summary": "; ".join(v.message for v in violations), "violations": violations},
+        )
+
+
 class ProfileSettings(*SIDE_GROUPS):  # type: ignore[misc]
     """All per-side settings of one profile (long or short)."""
 
@@ -30,13 +40,7 @@ class ProfileSettings(*SIDE_GROUPS):  # type: ignore[misc]
 
     @model_validator(mode="after")
     def _cross_field_rules(self) -> "ProfileSettings":
-        violations = rules.check(self)
-        if violations:
-            raise PydanticCustomError(
-                "settings_rules",
-                "{summary}",
-                {"summary": "; ".join(v.message for v in violations), "violations": violations},
-            )
+        _refuse(rules.check(self))
         return self
 
 
@@ -47,13 +51,7 @@ class GlobalSettings(*GLOBAL_GROUPS):  # type: ignore[misc]
 
     @model_validator(mode="after")
     def _cross_field_rules(self) -> "GlobalSettings":
-        violations = rules.check_global(self)
-        if violations:
-            raise PydanticCustomError(
-                "settings_rules",
-                "{summary}",
-                {"summary": "; ".join(v.message for v in violations), "violations": violations},
-            )
+        _refuse(rules.check_global(self))
         return self
 
 
