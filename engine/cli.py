@@ -51,8 +51,11 @@ def cmd_config_check(args: argparse.Namespace) -> int:
           f"{len(overrides)} per-side overrides, profiles: {','.join(settings.enabled) or 'none'}")
     if not g.htx_api_key.get_secret_value() or not g.htx_api_secret.get_secret_value():
         print("note: no HTX API key/secret set: only demo, replay and paper modes can run")
-    if not g.coins:
+    if not g.coins and not g.coins_2:
         print("note: COINS is empty: live and paper modes have nothing to trade")
+    if g.coins_2 and not (g.htx_api_key_2.get_secret_value() and g.htx_api_secret_2.get_secret_value()):
+        print("note: COINS_2 is set but HTX_API_KEY_2/HTX_API_SECRET_2 are not: live mode refuses to start "
+              "(paper simulates the second account)")
     return 0
 
 

@@ -536,3 +536,59 @@ async def test_the_btc_hedge_trades_through_ccxt_and_keeps_its_stop(venue, tmp_p
     placed = [e for e in run.events if isinstance(e, OrderEvent) and e.profile == "hedge" and e.action == "placed"]
     assert {e.purpose for e in placed} >= {"hedge", "stop"}
     assert venue.unexpected == [] and venue.duplicate_client_ids == []
+
+
+class BothVenues(Pauses):
+    """The pause of a bot on two accounts: the second venue trades the same candle too."""
+
+    def __init__(self, venue: FakeHtxVenue, second: FakeHtxVenue):
+        super().__init__(venue)
+        self.second = second
+        self.problems_2: list[tuple[int, list[str]]] = []
+
+    async def wait(self) -> bool:
+        problems = await self.second.protection_problems()
+        if problems:
+            self.problems_2.append((self.steps, problems))
+        self.second.advance()
+        return await super().wait()
+
+
+async def test_coins_2_trade_on_the_second_account_through_ccxt(venue, tmp_path):
+    """COINS_2 on the live path: two HTX accounts (two loopback venues, two key pairs). The
+    XRP position of the second account gets its stop there, signed with the second key; the
+    first account sees no XRP order; each account's setup is checked; every step ends with every
+    position of both accounts stopped."""
+    from engine.exchange.accounts import SplitAccounts
+    from engine.exchange.sim import _SimPosition
+
+    key2, secret2 = "AKfake-second-account-key-77", "SKfake-second-account-secret-77"
+    async with FakeHtxVenue(api_key=key2, secret=secret2, start_candles=WARMUP) as second:
+        second.now_ms = venue.now_ms
+        second.sim._positions[XRP] = _SimPosition(Decimal(300), second.sim._symbol(XRP).last)
+        venue.sim._positions[ETH] = _SimPosition(Decimal(20), venue.sim._symbol(ETH).last)
+        settings = live_settings(COINS="eth", COINS_2="xrp", HTX_API_KEY_2=key2, HTX_API_SECRET_2=secret2)
+        first_ex = HtxExchange(venue.htx_config(retry=fast_policy()))
+        second_ex = HtxExchange(second.htx_config(retry=fast_policy()))
+        exchange = SplitAccounts(first_ex, second_ex, [XRP])
+        feed = CcxtFeed(first_ex._ccxt, list(dict.fromkeys([ETH, XRP, BENCHMARK])), "5m", warmup_candles=WARMUP,
+                        by_window=True)
+        parts = LiveParts(exchange, feed, None, None, (exchange,))
+        bus = EventBus()
+        events: list[Event] = []
+        bus.subscribe(events.append)
+        pauses = BothVenues(venue, second)
+        steps = await run_live(settings, bus=bus, parts=parts, clock_ms=lambda: venue.now_ms, max_steps=3,
+                               stop=pauses, db_path=tmp_path / "live.sqlite")
+        await pauses.check()
+        assert steps == 3 and pauses.problems == [] and pauses.problems_2 == []
+        assert await second.protection_problems() == []
+        stops_2 = [o for o in await second.sim.fetch_open_orders() if o.kind == "stop_loss"]
+        assert [(o.symbol, o.side, o.amount) for o in stops_2] == [(XRP, "sell", Decimal(300))]
+        assert not [o for o in await venue.sim.fetch_open_orders() if o.symbol == XRP]
+        assert [o.symbol for o in await venue.sim.fetch_open_orders() if o.kind == "stop_loss"] == [ETH]
+        for v in (venue, second):
+            assert v.unexpected == [] and v.auth_failures == [] and v.duplicate_client_ids == []
+        assert any(r.path == "/v5/algo/order" and r.method == "POST" for r in second.requests)
+        said = " ".join(getattr(e, "message", "") for e in events)
+        assert "account 2: account: multi-assets collateral" in said

@@ -39,7 +39,6 @@ def space(params: str, study: str = "") -> str:
     ("HARD_STOP_LOSS_PCT = []", ["choices must be a non-empty list"]),
     ("LONG_DRY_RUN = [true, false]", ["DRY_RUN is a process-wide setting and cannot be searched per side; use DRY_RUN"]),
     ("HTX_API_KEY = ['a', 'b']", ["HTX_API_KEY: a secret cannot be searched"]),
-    ("COINS_2 = ['eth', 'sol']", ["COINS_2: not yet in effect in CROT"]),
 ])
 def test_bad_params_are_one_line_errors_naming_the_key(params, says):
     with pytest.raises(SpaceError) as e:
@@ -214,3 +213,15 @@ def test_without_optuna_the_command_says_what_to_install(tmp_path, capsys, monke
         assert main(["optimize", *args]) == 2
         err = capsys.readouterr().err
         assert "need Optuna: pip install 'crot[research]'" in err and err.count("\n") == 1
+
+
+def test_a_setting_not_yet_in_effect_cannot_be_searched(monkeypatch):
+    """(Every setting is in effect today: one is marked planned for the test.)"""
+    from dataclasses import replace
+
+    from engine.settings import by_key
+
+    monkeypatch.setitem(by_key(), "BTC_HEDGE_RATIO", replace(by_key()["BTC_HEDGE_RATIO"], planned=True))
+    with pytest.raises(SpaceError) as e:
+        parse_space(space("BTC_HEDGE_RATIO = { low = 0.5, high = 1.0 }"), "my.toml")
+    assert "BTC_HEDGE_RATIO: not yet in effect in CROT" in str(e.value)

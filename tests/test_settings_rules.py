@@ -128,14 +128,18 @@ def test_safety_switches_cannot_be_turned_off():
     assert load_text("POST_ONLY_ENABLED=true\n").glob.post_only_enabled is True
 
 
-def test_settings_not_yet_in_effect_are_accepted_but_warned_about():
+def test_settings_not_yet_in_effect_are_accepted_but_warned_about(monkeypatch):
+    """Every setting is in effect today; one added before its behaviour (planned) is accepted
+    and warned about. Shown with COINS_2 marked planned for the test."""
+    from dataclasses import replace
+
     from engine.settings import by_key, planned_warnings
 
+    monkeypatch.setitem(by_key(), "COINS_2", replace(by_key()["COINS_2"], planned=True))
     s = load_text("COINS_2=eth\nBTC_HEDGE_COOLDOWN_SEC=60\n"
                   "HARD_STOP_LOSS_PCT=0.02\n")
     warnings = planned_warnings(s)
     assert len(warnings) == 1 and "COINS_2" in warnings[0]
-    assert by_key()["COINS_2"].planned
     assert not by_key()["HARD_STOP_LOSS_PCT"].planned and not by_key()["BTC_HEDGE_COOLDOWN_SEC"].planned
 
 

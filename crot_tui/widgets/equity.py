@@ -54,6 +54,9 @@ class EquityPane(Pane):
         t.add_row("unrealized", signed(a.unrealized_pnl), "")
         t.add_row("realized", signed(realized), Text(f"fees {fmt.money(fees, 4)}", style=muted))
         t.add_row("trades", str(state.trades), Text(f"{state.wins} won", style=muted))
+        for name, equity, free, used in getattr(a, "accounts", ()) or ():  # two accounts (COINS_2)
+            t.add_row(f"account {name}", fmt.money(equity), Text(f"free {fmt.money(free)} · used {fmt.money(used)}",
+                                                                 style=muted))
         figures.update(t)
         self.query_one(Sparkline).data = state.equity.series
         self.border_subtitle = f"equity curve: {len(state.equity.series)} points"

@@ -67,7 +67,7 @@ class PositionsPane(Pane):
             no_stop = stop is None
             age = fmt.duration_ms(state.sim_ms - p.opened_ms) if p.opened_ms and state.sim_ms else fmt.DASH
             rows[f"{p.side}:{p.symbol}"] = (
-                styled(short_symbol(p.symbol), "bold"),
+                styled(short_symbol(p.symbol) + (f"·{p.account}" if p.account else ""), "bold"),
                 styled(p.side, side_style),
                 right(fmt.amount(p.contracts)),
                 right(fmt.price(p.entry_price)),

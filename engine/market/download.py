@@ -136,7 +136,7 @@ def _coin_symbol(raw: str) -> str:
 def plan_symbols(settings: Any, symbols: Iterable[str] | None = None) -> tuple[list[str], list[str]]:
     """(traded candidates: the coins or ``symbols``, then BTC; the GOLD_COINS candidates in
     order, empty when the macro overlay is off on every enabled side)."""
-    coins = list(symbols) if symbols is not None else list(settings.glob.coins)
+    coins = list(symbols) if symbols is not None else [*settings.glob.coins, *settings.glob.coins_2]
     traded = list(dict.fromkeys([_coin_symbol(c) for c in coins if c.strip()] + [BTC]))
     sides = [settings.side(s) for s in (settings.enabled or ("long",))]
     gold: list[str] = []

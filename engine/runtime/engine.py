@@ -592,8 +592,9 @@ class Engine(EngineCommands):
                 failed("snapshot", exc)
         await self._save_account_pnl(failed)
         bal = snapshot.balance
+        accounts = tuple((name, b.equity, b.free, b.used_margin) for name, b in sorted(snapshot.balances.items()))
         self.bus.publish(Account(now_ms, bal.equity, bal.free, bal.used_margin, bal.unrealized_pnl,
-                                 self.realized, self.fees))
+                                 self.realized, self.fees, accounts))
         self.cycles += 1
         if errors:
             raise errors[0]

@@ -118,6 +118,7 @@ class PositionView:
     exit_orders: int
     runner_active: bool
     opened_ms: int
+    account: str = ""  # two accounts (COINS_2): "1" or "2"; "" with one account
 
     def to_record(self) -> dict[str, Any]:
         return {k: _plain(v) for k, v in asdict(self).items()}
@@ -161,6 +162,9 @@ class Account(Event):
     unrealized_pnl: Decimal
     realized_pnl: Decimal
     fees: Decimal
+    # two accounts (COINS_2): (account, equity, free margin, used margin) of each; the figures
+    # above are both together
+    accounts: tuple[tuple[str, Decimal, Decimal, Decimal], ...] = ()
 
 
 @dataclass(frozen=True)

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any, Awaitable, Callable
 from engine.exchange import errors as E
 from engine.exchange.base import Exchange, ReferenceFeed
 from engine.exchange.precision import D
+from engine.exchange.accounts import SplitAccounts
 from engine.exchange.sim import SimConfig, SimulatedExchange
 from engine.macro import MacroSymbols, resolve_symbols
 from engine.market.candles import Candle, timeframe_minutes
@@ -135,12 +136,19 @@ class LiveParts:
     macro: MacroSymbols | None = None  # gold proxy and BTC for the macro overlay (read only)
 
 
-def htx_config(settings: Settings, paper: bool) -> "HtxConfig":
-    """The HTX adapter's configuration from the settings (paper mode: no credentials)."""
+def htx_config(settings: Settings, paper: bool, account: int = 1) -> "HtxConfig":
+    """The HTX adapter's configuration from the settings (paper mode: no credentials);
+    `account` 2: the second account's keys (COINS_2)."""
     from engine.exchange.htx import HtxConfig
 
     g = settings.glob
-    key, secret = g.htx_api_key.get_secret_value(), g.htx_api_secret.get_secret_value()
+    if account == 2:
+        key, secret = g.htx_api_key_2.get_secret_value(), g.htx_api_secret_2.get_secret_value()
+        if not paper and not (key and secret):
+            raise E.AuthError("COINS_2 trades on a second account: live mode needs HTX_API_KEY_2 and "
+                              "HTX_API_SECRET_2 in .env")
+    else:
+        key, secret = g.htx_api_key.get_secret_value(), g.htx_api_secret.get_secret_value()
     if not paper and not (key and secret):
         raise E.AuthError("live mode needs HTX_API_KEY and HTX_API_SECRET in .env")
     return HtxConfig(api_key=key if not paper else "", secret=secret if not paper else "",
@@ -152,9 +160,11 @@ def htx_config(settings: Settings, paper: bool) -> "HtxConfig":
 
 
 async def build_parts(settings: Settings, symbols: list[str], paper: bool,
-                      config: "HtxConfig | None" = None) -> LiveParts:
-    """The HTX adapter, its candle feed and the paper simulator; `config` (tests: a loopback
-    venue) replaces `htx_config(settings, paper)`."""
+                      config: "HtxConfig | None" = None, config_2: "HtxConfig | None" = None) -> LiveParts:
+    """The HTX adapter, its candle feed and the paper simulator; `config` / `config_2` (tests:
+    loopback venues) replace `htx_config(settings, paper)` of the first and second account.
+    With COINS_2 the exchange is both accounts (engine/exchange/accounts.py); in paper, two
+    simulated accounts of DRY_RUN_EQUITY each."""
     from engine.exchange.htx import HtxExchange
     from engine.market.feeds import CcxtFeed
     from engine.reference.venues import reference_from_settings
@@ -163,6 +173,11 @@ async def build_parts(settings: Settings, symbols: list[str], paper: bool,
     reference = reference_from_settings(g)  # a bad venue id is a one-line error before any client
     htx = HtxExchange(config or htx_config(settings, paper))
     closers: tuple[Any, ...] = (htx,) + ((reference,) if reference else ())
+    second = coin_symbols(g.coins_2)
+    htx2 = None
+    if second and not paper:  # COINS_2: the second account's own client (its own keys)
+        htx2 = HtxExchange(config_2 or htx_config(settings, paper, account=2))
+        closers += (htx2,)
     try:
         macro = resolve_symbols(await htx.load_markets(), settings.side("long"), BENCHMARK)
         hedge = HedgeParams.from_settings(g)
@@ -172,10 +187,18 @@ async def build_parts(settings: Settings, symbols: list[str], paper: bool,
                         warmup_candles=warmup_candles(settings), by_window=True,
                         max_concurrency=g.market_data_max_workers)
         if not paper:
-            return LiveParts(htx, feed, reference, None, closers, macro if macro.usable else None)
+            exchange: Any = htx if htx2 is None else SplitAccounts(htx, htx2, second)
+            return LiveParts(exchange, feed, reference, None, closers, macro if macro.usable else None)
         markets = await htx.load_markets()
-        sim = SimulatedExchange([markets[s] for s in dict.fromkeys([*symbols, *hedged]) if s in markets],
-                                SimConfig(initial_wallet=D(g.dry_run_equity), stops_reserve_closeable=False))
+
+        def simulated(names: list[str]) -> SimulatedExchange:
+            return SimulatedExchange([markets[s] for s in dict.fromkeys(names) if s in markets],
+                                     SimConfig(initial_wallet=D(g.dry_run_equity), stops_reserve_closeable=False))
+
+        first = [s for s in symbols if s not in second]
+        sim: Any = simulated([*first, *hedged])
+        if second:
+            sim = SplitAccounts(sim, simulated(second), second)
         return LiveParts(sim, feed, reference, sim, closers, macro if macro.usable else None)
     except BaseException:
         for c in closers:  # never leave a client session open behind a failed start
@@ -207,7 +230,7 @@ async def run_live(
     tests pass one that advances a fake clock instead. `order_updates`: wake on HTX's pushed
     fills (None: on when the exchange is the HTX adapter and no `wait` is given)."""
     g = settings.glob
-    symbols = coin_symbols(g.coins)
+    symbols = coin_symbols(g.coins) + coin_symbols(g.coins_2)  # COINS_2: on the second account
     if not symbols:
         raise ValueError("COINS is empty: nothing to trade (set e.g. COINS=btc,eth,xrp in .env)")
     mode = "paper" if paper else "live"
@@ -221,18 +244,22 @@ async def run_live(
         if parts is None:
             return 0  # stopped before the venue could be reached
     lock = InstanceLock(db.parent, account=None if paper else g.htx_api_key.get_secret_value()).acquire()  # per folder, per account
+    locks = [lock]
     try:  # a STATE_FILE outside DATA_DIR: its audit folder is locked too
-        home_lock = InstanceLock(home).acquire() if home.absolute() != db.parent.absolute() else None
+        if home.absolute() != db.parent.absolute():
+            locks.append(InstanceLock(home).acquire())
+        if g.coins_2 and not paper:  # the second account is one bot's too
+            locks.append(InstanceLock(db.parent / "account-2", account=g.htx_api_key_2.get_secret_value()).acquire())
     except BaseException:
-        lock.release()
+        for held in locks:
+            held.release()
         raise
     heartbeat = home / "heartbeat"
     try:
         store = await StateStore.open(db)
     except BaseException:
-        for held in (lock, home_lock):
-            if held is not None:
-                held.release()
+        for held in locks:
+            held.release()
         raise
     from engine.store.audit import AuditWriter
 
@@ -249,13 +276,24 @@ async def run_live(
         engine.entry_blockers += (audit.block_reason,)
         await asyncio.to_thread(audit.check_disk)  # before the first step, not 2 s later
         await until_reachable(engine.start, what="load markets", stop=stop, bus=bus, clock_ms=clock_ms, wait=wait)
-        if parts.sim is None and hasattr(parts.exchange, "fetch_account_setup"):
+        if parts.sim is None and (hasattr(parts.exchange, "fetch_account_setup")
+                                  or isinstance(parts.exchange, SplitAccounts)):
             # live: the account must be set up as the bot trades before the first order
             from .account_setup import check_foreign_orders, prepare_account
 
             traded = engine.symbols + ([engine.hedge.symbol] if engine.hedge is not None else [])
-            report = await prepare_account(parts.exchange, settings, traded)
-            report.lines += await check_foreign_orders(parts.exchange, store, settings)
+            split = parts.exchange if isinstance(parts.exchange, SplitAccounts) else None
+            if split is None:
+                report = await prepare_account(parts.exchange, settings, traded)
+                report.lines += await check_foreign_orders(parts.exchange, store, settings)
+            else:  # each account set up for its own coins
+                report = await prepare_account(split.first, settings, [s for s in traded
+                                                                       if s not in split.second_symbols])
+                second = await prepare_account(split.second, settings, sorted(split.second_symbols))
+                report.changed += [f"account 2: {x}" for x in second.changed]
+                report.lines += [f"account 2: {x}" for x in second.lines]
+                report.lines += await check_foreign_orders(split.first, store, settings)
+                report.lines += [f"account 2: {x}" for x in await check_foreign_orders(split.second, store, settings)]
             if report.changed:
                 await engine.refresh_leverage()  # sizing must use the leverage just set
             for line in report.changed + report.lines:
@@ -266,7 +304,8 @@ async def run_live(
             try:  # an accelerator only: without it the loop polls as before
                 from engine.exchange.htx_orders_ws import OrderUpdates
 
-                updates = OrderUpdates.for_exchange(parts.exchange)
+                # (two accounts: the first account's pushed fills; the second is polled)
+                updates = OrderUpdates.for_exchange(getattr(parts.exchange, "first", parts.exchange))
                 if updates is not None:
                     updates.start()
             except Exception as exc:
@@ -341,9 +380,8 @@ async def run_live(
         await store.close()
         flusher.cancel()
         await audit.aclose()
-        lock.release()
-        if home_lock is not None:
-            home_lock.release()
+        for held in locks:
+            held.release()
         for c in parts.closers:
             try:
                 await c.close()

@@ -481,7 +481,7 @@ class ProfileRunner:
         positions = {p.symbol: p for p in await self.exchange.fetch_positions(None) if p.contracts > 0}
         orders = list(await self.exchange.fetch_open_orders(None))
         s = ci.snapshot
-        snap = Snapshot(s.now_ms, s.balance, positions, orders, s.books, s.leverage)
+        snap = Snapshot(s.now_ms, s.balance, positions, orders, s.books, s.leverage, s.balances, s.account_of)
         return await self.protect(replace(ci, snapshot=snap), verify=True)
 
     async def _plan(self, ci: CycleInput) -> tuple[list[Action], tuple[str, ...], dict[str, str], list[str]]:
@@ -965,7 +965,7 @@ class ProfileRunner:
     # -- entries ---------------------------------------------------------------------------
     def _account(self, ci: CycleInput, symbol: str, leverage: Decimal) -> AccountView:
         snap = ci.snapshot
-        bal = snap.balance
+        bal = snap.balance_for(symbol)  # (two accounts: the one that trades the symbol)
         symbol_margin = Decimal(0)
         pos = snap.positions.get(symbol)
         market = ci.markets[symbol]
@@ -1219,7 +1219,8 @@ class ProfileRunner:
                                       notional(pos.contracts, price, market), upnl, stop_price, dist,
                                       meta.exit_phase.split("|")[0] if meta and meta.exit_phase else "normal",
                                       meta.stages_done if meta else 0, len(exits),
-                                      bool(meta and meta.runner_active), meta.opened_ms if meta else ci.snapshot.now_ms))
+                                      bool(meta and meta.runner_active), meta.opened_ms if meta else ci.snapshot.now_ms,
+                                      snap.account_of(symbol) if snap.account_of is not None else ""))
         self.bus.publish(Positions(ci.snapshot.now_ms, self.side, tuple(views)))
         stops = tuple(StopView(o.symbol, o.client_order_id, o.trigger_price, o.amount, o.side, o.ts_ms or 0)
                       for o in snap.orders_of(self.side) if o.kind == "stop_loss" and o.symbol in ci.markets)

@@ -8,6 +8,7 @@ shorts. So both profiles can share the account without a lookup per order.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
 
@@ -32,6 +33,17 @@ class Snapshot:
     orders: list[Order]
     books: dict[str, BookTop] = field(default_factory=dict)
     leverage: dict[str, Decimal | None] = field(default_factory=dict)
+    # two accounts (COINS_2): the balance of the account that trades a symbol (sizing and the
+    # margin caps are per account); `balance` is then both together
+    balances: dict[str, Balance] = field(default_factory=dict)
+    account_of: Callable[[str], str] | None = None
+
+    def balance_for(self, symbol: str) -> Balance:
+        if self.account_of is not None:
+            found = self.balances.get(self.account_of(symbol))
+            if found is not None:
+                return found
+        return self.balance
 
     def position(self, symbol: str, side: str) -> Position | None:
         pos = self.positions.get(symbol)
@@ -56,4 +68,6 @@ async def read_snapshot(exchange: Exchange, symbols: list[str], now_ms: int) -> 
     for p in positions:
         if p.contracts > 0:
             by_symbol[p.symbol] = p
-    return Snapshot(now_ms, balance, by_symbol, list(orders), dict(books))
+    split = getattr(exchange, "account_of", None)  # two accounts (engine/exchange/accounts.py)
+    balances = dict(getattr(exchange, "balances", None) or {}) if split is not None else {}
+    return Snapshot(now_ms, balance, by_symbol, list(orders), dict(books), balances=balances, account_of=split)

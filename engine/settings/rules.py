@@ -204,7 +204,17 @@ def _hedge_coin_not_traded(g: Any) -> list[Violation]:
     return out
 
 
-GLOBAL_RULES: list[Rule] = [_hedge_coin_not_traded]
+def _second_account_coins_apart(g: Any) -> list[Violation]:
+    """A coin trades on one account: in one-way mode each account holds its own position, and
+    the bot would run two strategies on one coin."""
+    both = sorted(set(g.coins) & set(g.coins_2))
+    if not both:
+        return []
+    return [Violation(("coins", "coins_2"), f"{', '.join(both)} in both COINS and COINS_2: a coin trades on one "
+                                           "account; keep it in one list")]
+
+
+GLOBAL_RULES: list[Rule] = [_hedge_coin_not_traded, _second_account_coins_apart]
 
 
 def check_global(glob: Any) -> list[Violation]:

@@ -22,6 +22,6 @@ class ProfilesGlobalSettings(BaseModel):
     )
     coins_2: CoinList = setting(
         (),
-        "Optional comma list of coins traded through the second account (HTX_API_KEY_2).",
-        group="profiles", planned=True, scope="global",
+        "Optional comma list of coins traded on a second HTX account (HTX_API_KEY_2); not in COINS.",
+        group="profiles", scope="global",
     )
