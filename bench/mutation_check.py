@@ -214,6 +214,28 @@ def hedge_stop_not_resized() -> None:
 
 HEDGE = ["tests/test_btc_hedge.py"]
 
+
+def one_account_down_stops_all() -> None:
+    from engine.exchange import accounts
+
+    del accounts.SplitAccounts.fetch_account_view  # the mutation: one account's failure fails the whole read
+
+
+def unknown_taken_for_closed() -> None:
+    from engine.runtime import engine as En
+    from engine.runtime import snapshot as S
+
+    orig = S.read_snapshot
+
+    async def read(ex, symbols, now):
+        snap = await orig(ex, symbols, now)
+        snap.unknown = frozenset()  # the mutation: a silent account's positions count as gone
+        return snap
+    En.read_snapshot = read
+
+
+ACCOUNTS = ["tests/test_second_account.py"]
+
 MUTANTS = {
     "no stop placed": (no_stop_placed, [PROTECTION, REGRESSIONS], ["faults at the engine"]),
     "stop not resized": (stop_not_resized, [PROTECTION], ["faults at the engine"]),
@@ -233,6 +255,8 @@ MUTANTS = {
     "filled client id re-sent after a restart": (filled_id_check_removed, FILLED_ID, []),
     "BTC hedge without its stop": (hedge_stop_never_placed, HEDGE, []),
     "BTC hedge stop not re-sized": (hedge_stop_not_resized, HEDGE, []),
+    "one account down stops the other's protection": (one_account_down_stops_all, ACCOUNTS, []),
+    "a silent account's positions taken for closed": (unknown_taken_for_closed, ACCOUNTS, []),
 }
 
 

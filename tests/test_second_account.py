@@ -120,3 +120,69 @@ async def test_live_mode_needs_the_second_accounts_keys():
         htx_config(s, paper=False, account=2)
     assert "HTX_API_KEY_2" in str(info.value)
     assert htx_config(s, paper=True, account=2).api_key == ""
+
+
+class Down:
+    """An account that does not answer (network down, or its key revoked) while `down`."""
+
+    def __init__(self, inner, exc):
+        self._inner, self.exc, self.down = inner, exc, False
+
+    def __getattr__(self, name):
+        attr = getattr(self._inner, name)
+        if not callable(attr) or name.startswith("_") or name in ("market", "set_price", "on_candle"):
+            return attr
+
+        async def call(*a, **k):
+            if self.down:
+                raise self.exc
+            return await attr(*a, **k)
+        return call
+
+
+@pytest.mark.parametrize("why", ["network", "auth"])
+async def test_one_account_down_never_keeps_the_other_from_its_stops_nor_closes_its_own(why):
+    from engine.exchange import errors as E
+    from engine.runtime.events import ErrorEvent, TradeClosed
+
+    first, second, _ = two_accounts()
+    exc = E.NetworkError("timed out", venue="htx") if why == "network" else E.AuthError("key revoked", venue="htx")
+    flaky = Down(second, exc)
+    both = SplitAccounts(first, flaky, [C, D])
+    first._positions[A] = _SimPosition(Dec(10), Dec(100))
+    second._positions[C] = _SimPosition(Dec(-500), Dec(2))
+    seen: list = []
+    engine = await engine_on(both, seen)
+    await engine.step(T0 + 7_129, {}, new_candle=False)
+    (stop_a,) = [o for o in await first.fetch_open_orders() if o.kind == "stop_loss"]
+    flaky.down = True
+    await first.cancel_order(stop_a)  # account 1's stop is lost while account 2 is down
+    await engine.step(T0 + 68_311, {}, new_candle=False)
+    assert [o.symbol for o in await first.fetch_open_orders() if o.kind == "stop_loss"] == [A]  # back at once
+    assert C in engine.profiles["short"].state.positions  # unknown, not closed
+    assert not [e for e in seen if isinstance(e, TradeClosed)]
+    assert any(isinstance(e, ErrorEvent) and e.where == "accounts" and "account 2 unreachable" in e.message
+               for e in seen)
+    flaky.down = False  # back: everything as it was
+    await engine.step(T0 + 129_877, {}, new_candle=False)
+    assert C in engine.profiles["short"].state.positions
+    assert [o.symbol for o in await second.fetch_open_orders() if o.kind == "stop_loss"] == [C]
+    await engine.store.close()
+
+
+async def test_a_coin_moved_to_the_other_account_with_its_position_open_refuses_the_start():
+    from engine.exchange import errors as E
+    from engine.runtime.account_setup import check_split_accounts
+
+    first, second, both = two_accounts()
+    second._positions[C] = _SimPosition(Dec(-500), Dec(2))
+    engine = await engine_on(both)
+    await engine.step(T0 + 7_129, {}, new_candle=False)
+    held = {s for r in engine.profiles.values() for s in (*r.state.positions, *r.state.ladders)}
+    await check_split_accounts(both, held, engine.store)  # as configured: fine
+    moved = SplitAccounts(first, second, [D])  # C taken out of COINS_2 (into COINS) with the position open
+    with pytest.raises(E.AccountSetupError) as info:
+        await check_split_accounts(moved, held, engine.store)
+    assert "XRP/USDT:USDT: account 2 holds the bot's position or orders on it" in str(info.value)
+    assert "put it back in COINS_2" in str(info.value)
+    await engine.store.close()

@@ -20,6 +20,7 @@ from collections.abc import Mapping, Sequence
 from decimal import Decimal
 from typing import Any
 
+from .errors import ExchangeError, redact
 from .types import Balance, BookTop, Fill, FundingRate, Market, Order, OrderKind, Position, PositionSide, Side
 
 log = logging.getLogger("crot.accounts")
@@ -35,6 +36,7 @@ class SplitAccounts:
         self.second_symbols = frozenset(second_symbols)
         self.name = getattr(first, "name", "htx")
         self.balances: dict[str, Balance] = {}
+        self.known_symbols: set[str] = set(second_symbols)  # every traded symbol (the engine's markets)
         self._reported: set[tuple[str, str]] = set()
 
     # -- routing ---------------------------------------------------------------------------
@@ -63,6 +65,7 @@ class SplitAccounts:
         for symbol, market in (await self.second.load_markets(reload)).items():
             if symbol in self.second_symbols or symbol not in markets:
                 markets[symbol] = market
+        self.known_symbols |= set(markets)
         return markets
 
     def market(self, symbol: str) -> Market:
@@ -124,6 +127,47 @@ class SplitAccounts:
             if wanted:
                 out.update(await ex.fetch_order_book_top(wanted))
         return out
+
+    async def fetch_account_view(self) -> tuple[Balance, list[Position], list[Order], frozenset[str], str]:
+        """The cycle's account read, isolated per account: (balance, positions, open orders of
+        the accounts that answered, the symbols of an account that did not, why). One account
+        down must not keep the other's positions from their stops; the engine leaves the
+        unknown symbols as they are until their account answers (never "closed"). Both down:
+        the first error is raised."""
+        balances: dict[str, Balance] = {}
+        positions: list[Position] = []
+        orders: list[Order] = []
+        unknown: set[str] = set()
+        why: list[str] = []
+        first_error: Exception | None = None
+        for account, ex in ((FIRST, self.first), (SECOND, self.second)):
+            try:
+                bal = await ex.fetch_balance()
+                pos = [p for p in await ex.fetch_positions(None) if self._mine(account, p.symbol)]
+                opn = [o for o in await ex.fetch_open_orders(None) if self._mine(account, o.symbol)]
+            except ExchangeError as exc:
+                first_error = first_error or exc
+                why.append(f"account {account} unreachable ({type(exc).__name__}: {redact(exc)})")
+                unknown |= {s for s in self._symbols_of(account)}
+                continue
+            balances[account] = bal
+            positions += pos
+            orders += opn
+        if not balances:
+            assert first_error is not None
+            raise first_error
+        self.balances = balances
+        total = list(balances.values())
+        merged = Balance(sum((b.equity for b in total), Decimal(0)), sum((b.free for b in total), Decimal(0)),
+                         sum((b.used_margin for b in total), Decimal(0)),
+                         sum((b.unrealized_pnl for b in total), Decimal(0)), total[0].currency, total[0].ts_ms)
+        return merged, positions, orders, frozenset(unknown), "; ".join(why)
+
+    def _symbols_of(self, account: str) -> frozenset[str]:
+        """The symbols an account trades (the first: every symbol not in COINS_2)."""
+        if account == SECOND:
+            return self.second_symbols
+        return frozenset(self.known_symbols) - self.second_symbols
 
     # -- orders ----------------------------------------------------------------------------
     async def place_post_only(self, symbol: str, side: Side, amount: Decimal, price: Decimal, client_order_id: int,

@@ -114,3 +114,25 @@ async def check_foreign_orders(exchange: Any, store: Any, settings: Any) -> list
                                       "FOREIGN_ORDERS_ON_START=warn, then start again", venue="htx")
         lines.append(text + "; left alone (FOREIGN_ORDERS_ON_START=warn)")
     return lines
+
+
+async def check_split_accounts(split: Any, state_symbols: set[str], store: Any) -> None:
+    """Two accounts (COINS_2): refuse to start while an account holds the bot's position or
+    orders on a coin that now trades on the other account (COINS / COINS_2 changed with the
+    position open). The bot would not see it any more - reconciliation would record it as
+    closed, its stop would no longer be managed and its entry orders could still fill. Put the
+    coin back in its list until the position is gone, or close it on HTX. Raises
+    `AccountSetupError` naming each coin."""
+    problems: list[str] = []
+    for account, ex in (("1", split.first), ("2", split.second)):
+        held = {p.symbol for p in await ex.fetch_positions(None) if p.symbol in state_symbols}
+        for o in await ex.fetch_open_orders(None):
+            if o.is_open and o.client_order_id is not None and await store.order_purpose(o.client_order_id):
+                held.add(o.symbol)
+        for symbol in sorted(s for s in held if split.account_of(s) != account):
+            where = "COINS_2" if account == "2" else "COINS"
+            problems.append(f"{symbol}: account {account} holds the bot's position or orders on it, but it now trades "
+                            f"on account {split.account_of(symbol)}; put it back in {where} until they are gone, or "
+                            "close them on HTX")
+    if problems:
+        raise E.AccountSetupError("; ".join(problems) + ", then start again", venue="htx")

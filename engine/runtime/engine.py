@@ -488,6 +488,12 @@ class Engine(EngineCommands):
         if new_candle is None:
             new_candle = any(new_candles.values())
         snapshot = await self._snapshot(now_ms)  # nothing works without it
+        if snapshot.unknown:
+            await self._one_account_down(snapshot, now_ms, failed)
+            self.cycles += 1
+            if errors:
+                raise errors[0]
+            return
         if self._restarted:
             await self._reconcile_after_restart(snapshot, failed)
         try:
@@ -598,6 +604,20 @@ class Engine(EngineCommands):
         self.cycles += 1
         if errors:
             raise errors[0]
+
+    async def _one_account_down(self, snapshot: Any, now_ms: int, failed: Any) -> None:
+        """Two accounts (COINS_2) and one did not answer: the other account's positions get
+        their protection pass (a stop re-placed, a bounded close-out), and nothing else happens
+        this step. The silent account's positions and orders are unknown, not gone: no
+        reconciliation (it would record them as closed), no cycle, no manual action, no hedge
+        rebalancing and no equity reading for the protections (half the equity is missing);
+        their stops rest on the exchange."""
+        self._now_ms = now_ms
+        contexts = {side: self._safe_contexts(side, now_ms) for side in ("long", "short")}
+        await self._protect_all(snapshot, contexts, failed)
+        self.bus.publish(ErrorEvent(now_ms, "accounts", f"{snapshot.unknown_why}: its coins are left as they are "
+                                                        "(their stops rest on the exchange); the other account's "
+                                                        "stops were checked; no other order this step"))
 
     async def _protect_all(self, snapshot: Any, contexts: dict[str, dict[str, MarketContext]], failed: Any,
                            *, verify: bool = False) -> bool:

@@ -133,6 +133,8 @@ class HedgeRunner:
         hedge is closed reduce-only at market and not reopened for a pause (`REOPEN_PAUSE`
         times the longer of that limit and BTC_HEDGE_COOLDOWN_SEC), so a venue that refuses
         its stops cannot keep it open unprotected, again and again."""
+        if self.symbol in snap.unknown:
+            return False  # its account did not answer: unknown, not gone
         pos: Position | None = snap.positions.get(self.symbol)
         if pos is None:
             changed = self.unprotected_since is not None

@@ -287,9 +287,14 @@ async def run_live(
                 report = await prepare_account(parts.exchange, settings, traded)
                 report.lines += await check_foreign_orders(parts.exchange, store, settings)
             else:  # each account set up for its own coins
+                from .account_setup import check_split_accounts
+
+                held = {s for r in engine.profiles.values() for s in (*r.state.positions, *r.state.ladders)}
+                await check_split_accounts(split, held, store)
                 report = await prepare_account(split.first, settings, [s for s in traded
                                                                        if s not in split.second_symbols])
-                second = await prepare_account(split.second, settings, sorted(split.second_symbols))
+                second = await prepare_account(split.second, settings, [s for s in traded
+                                                                        if s in split.second_symbols])
                 report.changed += [f"account 2: {x}" for x in second.changed]
                 report.lines += [f"account 2: {x}" for x in second.lines]
                 report.lines += await check_foreign_orders(split.first, store, settings)

@@ -283,7 +283,7 @@ class ProfileRunner:
             self._protected_at = now
             self._closing = set()
         mine = {s: pos for s, pos in snap.positions.items() if pos.side == self.side and s in ci.markets}
-        for symbol in [s for s in self.unprotected if s not in mine]:
+        for symbol in [s for s in self.unprotected if s not in mine and s not in snap.unknown]:
             del self.unprotected[symbol]  # closed (stopped out, closed by us or by hand)
         if not self.p.hard_stop_loss_enabled:
             self.unprotected.clear()

@@ -37,12 +37,16 @@ class Snapshot:
     # margin caps are per account); `balance` is then both together
     balances: dict[str, Balance] = field(default_factory=dict)
     account_of: Callable[[str], str] | None = None
+    # symbols whose account did not answer this read: their positions and orders are unknown
+    # (not absent), and `unknown_why` says why
+    unknown: frozenset[str] = frozenset()
+    unknown_why: str = ""
 
     def balance_for(self, symbol: str) -> Balance:
         if self.account_of is not None:
             found = self.balances.get(self.account_of(symbol))
-            if found is not None:
-                return found
+            # (an account not read: nothing to size from, rather than both accounts' total)
+            return found if found is not None else Balance(Decimal(0), Decimal(0), Decimal(0), Decimal(0))
         return self.balance
 
     def position(self, symbol: str, side: str) -> Position | None:
@@ -60,14 +64,22 @@ class Snapshot:
 
 
 async def read_snapshot(exchange: Exchange, symbols: list[str], now_ms: int) -> Snapshot:
-    balance = await exchange.fetch_balance()
-    positions = await exchange.fetch_positions(None)
-    orders = await exchange.fetch_open_orders(None)
-    books = await exchange.fetch_order_book_top(symbols) if symbols else {}
+    view = getattr(exchange, "fetch_account_view", None)  # two accounts: each read on its own
+    unknown: frozenset[str] = frozenset()
+    why = ""
+    if view is not None:
+        balance, positions, orders, unknown, why = await view()
+    else:
+        balance = await exchange.fetch_balance()
+        positions = await exchange.fetch_positions(None)
+        orders = await exchange.fetch_open_orders(None)
+    wanted = [s for s in symbols if s not in unknown]
+    books = await exchange.fetch_order_book_top(wanted) if wanted else {}
     by_symbol: dict[str, Position] = {}
     for p in positions:
         if p.contracts > 0:
             by_symbol[p.symbol] = p
     split = getattr(exchange, "account_of", None)  # two accounts (engine/exchange/accounts.py)
     balances = dict(getattr(exchange, "balances", None) or {}) if split is not None else {}
-    return Snapshot(now_ms, balance, by_symbol, list(orders), dict(books), balances=balances, account_of=split)
+    return Snapshot(now_ms, balance, by_symbol, list(orders), dict(books), balances=balances, account_of=split,
+                    unknown=unknown, unknown_why=why)

@@ -458,8 +458,11 @@ A second HTX account can trade its own coins in the same process: the coins of {
 also in `COINS`) trade on the account of `HTX_API_KEY_2` / `HTX_API_SECRET_2`. Each order of such a
 coin, its stop included, goes to that account; sizing and the margin caps use that account's
 balance; its positions and balance have their own lines in the panes (`XRP·2`, `account 2`); the
-account protections and the account pane's totals see both accounts together. Paper mode
-simulates the second account with its own `DRY_RUN_EQUITY`.
+account protections, the account pane's totals and the BTC hedge (on the first account) see both
+accounts together. When one account does not answer, the other's positions still get their
+protection pass; the silent account's coins are left as they are (unknown, never taken for closed)
+and nothing else is sent that step. Paper mode simulates the second account with its own
+`DRY_RUN_EQUITY`.
 
 {{LEVERAGE}} sizes internally; the notional of an order uses the smaller of `LEVERAGE` and the
 account's real leverage, which is {{ACCOUNT_LEVERAGE}} or, when that is 0, read from the
