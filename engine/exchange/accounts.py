@@ -77,23 +77,20 @@ class SplitAccounts:
         return Balance(a.equity + b.equity, a.free + b.free, a.used_margin + b.used_margin,
                        a.unrealized_pnl + b.unrealized_pnl, a.currency, a.ts_ms)
 
-    async def fetch_positions(self, symbols: Sequence[str] | None = None) -> list[Position]:
-        out: list[Position] = []
+    def _split(self, symbols: Sequence[str] | None):  # noqa: ANN202 - a generator of triples
+        """(account, client, its share of `symbols`) for each account asked anything (None: all)."""
         for account, ex in ((FIRST, self.first), (SECOND, self.second)):
             wanted = None if symbols is None else [s for s in symbols if self.account_of(s) == account]
-            if wanted == []:
-                continue
-            out += [p for p in await ex.fetch_positions(wanted) if self._mine(account, p.symbol)]
-        return out
+            if wanted != []:
+                yield account, ex, wanted
+
+    async def fetch_positions(self, symbols: Sequence[str] | None = None) -> list[Position]:
+        return [p for account, ex, wanted in self._split(symbols)
+                for p in await ex.fetch_positions(wanted) if self._mine(account, p.symbol)]
 
     async def fetch_open_orders(self, symbols: Sequence[str] | None = None) -> list[Order]:
-        out: list[Order] = []
-        for account, ex in ((FIRST, self.first), (SECOND, self.second)):
-            wanted = None if symbols is None else [s for s in symbols if self.account_of(s) == account]
-            if wanted == []:
-                continue
-            out += [o for o in await ex.fetch_open_orders(wanted) if self._mine(account, o.symbol)]
-        return out
+        return [o for account, ex, wanted in self._split(symbols)
+                for o in await ex.fetch_open_orders(wanted) if self._mine(account, o.symbol)]
 
     async def fetch_order(self, symbol: str, *, order_id: str | None = None, client_order_id: int | None = None,
                           kind: OrderKind = "limit") -> Order | None:
@@ -101,32 +98,19 @@ class SplitAccounts:
                                                    kind=kind)
 
     async def fetch_fills(self, symbols: Sequence[str], since_ms: int) -> list[Fill]:
-        out: list[Fill] = []
-        for account, ex in ((FIRST, self.first), (SECOND, self.second)):
-            wanted = [s for s in symbols if self.account_of(s) == account]
-            if wanted:
-                out += await ex.fetch_fills(wanted, since_ms)
-        return out
+        return [f for _a, ex, wanted in self._split(list(symbols)) for f in await ex.fetch_fills(wanted, since_ms)]
 
     async def fetch_funding_rates(self, symbols: Sequence[str]) -> dict[str, FundingRate]:
-        out: dict[str, FundingRate] = {}
-        for account, ex in ((FIRST, self.first), (SECOND, self.second)):
-            wanted = [s for s in symbols if self.account_of(s) == account]
-            if wanted:
-                out.update(await ex.fetch_funding_rates(wanted))
-        return out
+        return {k: v for _a, ex, wanted in self._split(list(symbols))
+                for k, v in (await ex.fetch_funding_rates(wanted)).items()}
 
     async def fetch_leverage(self, symbol: str) -> Decimal | None:
         return await self._for(symbol).fetch_leverage(symbol)
 
     async def fetch_order_book_top(self, symbols: Sequence[str]) -> dict[str, BookTop]:
         # (public on HTX, the same from either client; each paper simulator has its own books)
-        out: dict[str, BookTop] = {}
-        for account, ex in ((FIRST, self.first), (SECOND, self.second)):
-            wanted = [s for s in symbols if self.account_of(s) == account]
-            if wanted:
-                out.update(await ex.fetch_order_book_top(wanted))
-        return out
+        return {k: v for _a, ex, wanted in self._split(list(symbols))
+                for k, v in (await ex.fetch_order_book_top(wanted)).items()}
 
     async def fetch_account_view(self) -> tuple[Balance, list[Position], list[Order], frozenset[str], str]:
         """The cycle's account read, isolated per account: (balance, positions, open orders of
