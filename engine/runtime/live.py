@@ -324,6 +324,10 @@ async def run_live(
             for symbol, candles in history.items():
                 if candles and engine.on_venue(symbol):
                     parts.sim.set_price(symbol, D(candles[-1].close), candles[-1].ts_ms)
+        # the indicators keep what they need (numpy rings): the warm-up's Candle objects (about
+        # 230 bytes a candle, some 280 MB at 300 symbols) must not live as long as the loop does
+        # (bench/bench_live_memory.py)
+        del history
         bus.publish(EngineStatus(clock_ms(), mode, tuple(s for s, on in engine.flags.enabled.items() if on),
                                  engine.flags.paused, f"{mode} mode: warm, trading {len(engine.symbols)} symbols"))
         failures = 0
