@@ -64,3 +64,23 @@ def test_every_pct_setting_says_it_holds_a_fraction():
     """Issue 18: `*_PCT` settings hold fractions (0.02 = 2%); their description says so."""
     vague = [i.key for i in catalog() if i.key.endswith("_PCT") and "fraction" not in i.description.lower()]
     assert vague == []
+
+
+#: settings no test names yet (by key or field name): each needs a test where changing its value
+#: changes a decision, an order or a figure (issue 18). The list only shrinks: a new setting
+#: comes with its test, and one that gets its test leaves the list.
+WITHOUT_TEST = frozenset((ROOT / "tests/fixtures/settings_without_effect_test.txt").read_text().split())
+
+
+def _test_code() -> str:
+    return "\n".join(p.read_text(encoding="utf-8") for p in sorted((ROOT / "tests").rglob("*.py"))
+                     if p.name != "test_settings_in_effect.py")
+
+
+def test_every_setting_is_named_by_a_test_except_the_known_list():
+    code = _test_code()
+    untested = {info.key for info in catalog() if info.key not in FIXED  # (tested above)
+                and info.key not in code and not re.search(r"\b" + re.escape(info.name) + r"\b", code)}
+    assert not untested - WITHOUT_TEST, f"settings with no test (write one): {sorted(untested - WITHOUT_TEST)}"
+    assert not WITHOUT_TEST - untested, ("now named by a test: remove from "
+                                         f"tests/fixtures/settings_without_effect_test.txt: {sorted(WITHOUT_TEST - untested)}")

@@ -1,0 +1,83 @@
+"""Entry-gate settings in effect (issue 18): each changes decisions on real recorded candles.
+
+The bundled perp-2024 demo candles of three coins (and BTC as the benchmark) go through the
+vectorised feature pipeline and `evaluate`, both sides, once with the defaults and once with
+one setting changed; the decisions (validity, score, and every gate's value, threshold and
+verdict) must differ somewhere. A setting whose value no longer reaches a decision fails.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+
+import pytest
+
+from engine.market.candles import candles_to_arrays, timeframe_ms
+from engine.market.feeds import FileFeed
+from engine.runtime.replay import DEMO_DATA
+from engine.settings.envfile import Assignment
+from engine.settings.loader import settings_from_assignments
+from engine.strategy import evaluate
+from engine.strategy.features import features_at, features_from_history
+
+SYMBOLS = ["ETH/USDT:USDT", "SOL/USDT:USDT", "AVAX/USDT:USDT"]
+BTC = "BTC/USDT:USDT"
+EVERY = 3  # every third candle: about 2000 decisions per side
+
+
+@cache
+def _history():
+    feed = FileFeed.from_directory(DEMO_DATA, timeframe="5m", symbols=[*SYMBOLS, BTC])
+    return {s: candles_to_arrays(feed.history(s)) for s in feed.symbols}
+
+
+def _settings(key: str | None = None, value: str | None = None):
+    values = {} if key is None else {key: value}
+    return settings_from_assignments([Assignment(k, v, i + 1) for i, (k, v) in enumerate(values.items())])
+
+
+def _signature(key: str | None = None, value: str | None = None) -> tuple:
+    s = _settings(key, value)
+    out = []
+    for side in ("long", "short"):
+        p = s.side(side)
+        frames = features_from_history(_history(), p, BTC)
+        bench = frames[BTC]
+        bench_row = {int(t): i for i, t in enumerate(bench["ts_ms"])}
+        step = timeframe_ms(p.ema_trigger_timeframe)
+        for symbol in SYMBOLS:
+            frame = frames[symbol]
+            ts = frame["ts_ms"].to_numpy()
+            for i in range(0, len(frame), EVERY):
+                f = features_at(frame, i)
+                j = bench_row.get(int(ts[i]))
+                if f is None or j is None:
+                    continue
+                d = evaluate(side, f, features_at(bench, j), p)  # type: ignore[arg-type]
+                out.append((side, symbol, int(ts[i]) + step, d.entry_valid, d.add_valid, round(d.score, 9),
+                            tuple((g.name, g.value, g.threshold, g.passed) for g in d.gates)))
+    return tuple(out)
+
+
+@cache
+def _defaults() -> tuple:
+    return _signature()
+
+
+@pytest.mark.parametrize(("key", "value"), [
+    ("EMA_VOLUME_MIN_RATIO", "1.6"),
+    ("EMA_VOLUME_SPIKE_FILTER_ENABLED", "false"),
+    ("EMA_VOLUME_SPIKE_MIN_RATIO", "1.2"),
+    ("EMA_VOLUME_ADVERSE_SPIKE_MIN_RATIO", "1.2"),
+    ("EMA_VOLUME_PROFILE_VALUE_AREA", "0.4"),
+    ("EMA_BTC_LONG_MIN_RETURN_30M", "0.001"),
+    ("EMA_BTC_SHORT_MAX_RETURN_30M", "-0.001"),
+    ("EMA_PULLBACK_RECOVERY_MAX_CROSS_AGE_MINUTES", "30"),
+    ("ENTRY_MACRO_INVALID_PENALTY", "0.5"),
+])
+def test_an_entry_gate_setting_changes_decisions_on_recorded_candles(key, value):
+    changed = _signature(key, value)
+    base = _defaults()
+    assert len(changed) == len(base) > 1000
+    differ = sum(1 for a, b in zip(base, changed) if a != b)
+    assert differ > 0, f"{key}={value} changed no decision of {len(base)}"
