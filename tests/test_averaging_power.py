@@ -9,6 +9,8 @@ position. The clock is unaligned and jittered (steps of 43..61 s)."""
 from __future__ import annotations
 
 from decimal import Decimal as Dec
+
+import pytest
 from types import SimpleNamespace as NS
 
 from engine.runtime.events import OrderEvent
@@ -79,3 +81,20 @@ async def test_the_hard_margin_cap_still_binds_after_the_power():
     assert second1 == 7  # under the cap: unchanged
     # uncapped, power 2 would add 11 and power 5 far more: the cap, not the power, decides
     assert second2 == second5 == 9
+
+
+@pytest.mark.parametrize("kw", [
+    {"ema_averaging_enabled": False},
+    {"ema_averaging_drawdown_step": 0.05},
+    {"ema_averaging_min_drawdown_step": 0.05},
+    {"ema_averaging_atr_multiplier": 60.0, "ema_averaging_atr_enabled": True},
+    {"ema_averaging_atr_enabled": True, "ema_averaging_atr_multiplier": 60.0},
+    {"ema_averaging_min_atr_multiplier": 60.0},
+    {"no_more_averaging_after_minutes": 0.01},
+], ids=lambda kw: ",".join(f"{k}={v}" for k, v in kw.items()))
+async def test_an_averaging_setting_changes_the_adds(kw):
+    """Issue 18: each averaging setting (the last one named) changes the adds of the scenario
+    above against the same settings without it (a value that reaches no add decision fails)."""
+    *_, last = kw
+    base = {k: v for k, v in kw.items() if k != last}
+    assert (await adds(1.0, **kw))[0] != (await adds(1.0, **base))[0]
