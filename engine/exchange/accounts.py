@@ -9,7 +9,7 @@ are read per account too (public on HTX; each paper simulator has its own).
 
 The balance the engine reads is the two accounts together (equity protections, the account
 pane); sizing and the margin caps use the balance of the account that trades the symbol
-(`balance_of`), so each account keeps its own caps. Stops are placed on the account that holds
+(`balances`, read by `Snapshot.balance_for`), so each account keeps its own caps. Stops are placed on the account that holds
 the position, as any order.
 """
 
@@ -54,10 +54,6 @@ class SplitAccounts:
             log.warning("account %s holds %s, which %s trades: left alone", account, symbol, owner)
         return ours
 
-    def balance_of(self, symbol: str) -> Balance | None:
-        """The last balance read of the account that trades `symbol`."""
-        return self.balances.get(self.account_of(symbol))
-
     # -- reads -----------------------------------------------------------------------------
     async def load_markets(self, reload: bool = False) -> Mapping[str, Market]:
         """Each symbol's market as its account's client knows it (on HTX the same list)."""
@@ -72,10 +68,8 @@ class SplitAccounts:
         return self._for(symbol).market(symbol)
 
     async def fetch_balance(self) -> Balance:
-        a, b = await self.first.fetch_balance(), await self.second.fetch_balance()
-        self.balances = {FIRST: a, SECOND: b}
-        return Balance(a.equity + b.equity, a.free + b.free, a.used_margin + b.used_margin,
-                       a.unrealized_pnl + b.unrealized_pnl, a.currency, a.ts_ms)
+        self.balances = {FIRST: await self.first.fetch_balance(), SECOND: await self.second.fetch_balance()}
+        return _total(list(self.balances.values()))
 
     def _split(self, symbols: Sequence[str] | None):  # noqa: ANN202 - a generator of triples
         """(account, client, its share of `symbols`) for each account asked anything (None: all)."""
@@ -132,7 +126,7 @@ class SplitAccounts:
             except ExchangeError as exc:
                 first_error = first_error or exc
                 why.append(f"account {account} unreachable ({type(exc).__name__}: {redact(exc)})")
-                unknown |= {s for s in self._symbols_of(account)}
+                unknown |= self._symbols_of(account)
                 continue
             balances[account] = bal
             positions += pos
@@ -141,11 +135,7 @@ class SplitAccounts:
             assert first_error is not None
             raise first_error
         self.balances = balances
-        total = list(balances.values())
-        merged = Balance(sum((b.equity for b in total), Decimal(0)), sum((b.free for b in total), Decimal(0)),
-                         sum((b.used_margin for b in total), Decimal(0)),
-                         sum((b.unrealized_pnl for b in total), Decimal(0)), total[0].currency, total[0].ts_ms)
-        return merged, positions, orders, frozenset(unknown), "; ".join(why)
+        return _total(list(balances.values())), positions, orders, frozenset(unknown), "; ".join(why)
 
     def _symbols_of(self, account: str) -> frozenset[str]:
         """The symbols an account trades (the first: every symbol not in COINS_2)."""
@@ -195,3 +185,10 @@ class SplitAccounts:
             await self.first.close()
         finally:
             await self.second.close()
+
+
+def _total(balances: list[Balance]) -> Balance:
+    """The accounts' balances added up (the first one's currency and time)."""
+    return Balance(sum((b.equity for b in balances), Decimal(0)), sum((b.free for b in balances), Decimal(0)),
+                   sum((b.used_margin for b in balances), Decimal(0)),
+                   sum((b.unrealized_pnl for b in balances), Decimal(0)), balances[0].currency, balances[0].ts_ms)

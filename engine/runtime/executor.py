@@ -83,9 +83,7 @@ class Executor:
                 order = await self.exchange.place_post_only(a.symbol, side, a.amount, a.price, a.client_order_id,
                                                             stop_loss=a.stop_trigger)
             except (E.PostOnlyWouldCross, E.InsufficientMargin, E.PriceOutOfBand, E.InvalidOrder) as exc:
-                await self.store.update_order(a.client_order_id, "rejected", now_ms, note=type(exc).__name__)
-                self._order_event(a, "rejected", now_ms, type(exc).__name__)
-                return Outcome(a, "rejected", detail=type(exc).__name__)
+                return await self._rejected(a, exc, now_ms)
             return await self._placed(a, order, now_ms)
         if isinstance(a, PlaceExit):
             await self._intent(a.client_order_id, a.symbol, a.purpose, a.intent_key,
@@ -103,9 +101,7 @@ class Executor:
                 self._order_event(a, "rejected", now_ms, "closeable amount reserved; waiting")
                 return Outcome(a, "frozen")
             except (E.PriceOutOfBand, E.InvalidOrder) as exc:
-                await self.store.update_order(a.client_order_id, "rejected", now_ms, note=type(exc).__name__)
-                self._order_event(a, "rejected", now_ms, type(exc).__name__)
-                return Outcome(a, "rejected", detail=type(exc).__name__)
+                return await self._rejected(a, exc, now_ms)
             return await self._placed(a, order, now_ms)
         if isinstance(a, OpenMarket):
             side = "buy" if a.position_side == "long" else "sell"
@@ -113,9 +109,7 @@ class Executor:
             try:
                 order = await self.exchange.open_market(a.symbol, side, a.amount, a.client_order_id)
             except (E.InsufficientMargin, E.PriceOutOfBand, E.InvalidOrder) as exc:
-                await self.store.update_order(a.client_order_id, "rejected", now_ms, note=type(exc).__name__)
-                self._order_event(a, "rejected", now_ms, type(exc).__name__)
-                return Outcome(a, "rejected", detail=type(exc).__name__)
+                return await self._rejected(a, exc, now_ms)
             return await self._placed(a, order, now_ms)
         if isinstance(a, PlaceStop):
             return await self._stop(a, now_ms)
@@ -229,6 +223,12 @@ class Executor:
             return  # one stop back is enough
 
     # -- helpers ---------------------------------------------------------------------------
+    async def _rejected(self, a: PlaceEntry | PlaceExit | OpenMarket, exc: Exception, now_ms: int) -> Outcome:
+        """A placement the venue refused in a way the strategy expects: recorded, reported."""
+        await self.store.update_order(a.client_order_id, "rejected", now_ms, note=type(exc).__name__)
+        self._order_event(a, "rejected", now_ms, type(exc).__name__)
+        return Outcome(a, "rejected", detail=type(exc).__name__)
+
     async def _intent(self, cid: int, symbol: str, purpose: str, key: str, side: str,
                       price: Decimal | None, amount: Decimal, now_ms: int, *, required: bool = True) -> None:
         """The intent record before an order is sent. `required=False` (stops and closes): a

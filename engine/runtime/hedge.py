@@ -268,7 +268,7 @@ class HedgeRunner:
             return
         try:
             # (5 min before the last step: a venue's fill time may lag its clock)
-            fills = await self.store_fills(since - 300_000)
+            fills = await self.exchange.fetch_fills([self.symbol], since - 300_000)
         except Exception as exc:
             log.warning("hedge fills unavailable: %s", exc)
             return
@@ -285,9 +285,6 @@ class HedgeRunner:
             self._fills_seen.pop(next(iter(self._fills_seen)))
         if new:
             await self._save_safe(now_ms)  # the ids seen, so a restart does not record a fill twice
-
-    async def store_fills(self, since_ms: int) -> list[Any]:
-        return list(await self.exchange.fetch_fills([self.symbol], since_ms))
 
     # -- views -----------------------------------------------------------------------------
     def publish(self, snap: Any) -> None:
