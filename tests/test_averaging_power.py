@@ -23,8 +23,9 @@ from test_runtime_protection import A, held_long_runner, market, T0
 from test_runtime_regressions import recovered_gates
 
 
-async def adds(power: float, **kw) -> tuple[list[Dec], Dec]:
-    """The amounts of the adds placed (stage 1, stage 2) and the position size before stage 2."""
+async def adds(power: float, daily_volatility: float | None = None, **kw) -> tuple[list[Dec], Dec]:
+    """The amounts of the adds placed (stage 1, stage 2) and the position size before stage 2
+    (``daily_volatility``: the coin's measured daily volatility in the decision's features)."""
     s = settings(ema_averaging_interval_hours=0.0, ema_averaging_power=power, **kw)
     runner, sim, store, seen = await held_long_runner(s)
     none = lambda decisions, ctx, prof: NS(decisions=[], chosen_symbols=(), chosen=[])  # noqa: E731
@@ -45,7 +46,8 @@ async def adds(power: float, **kw) -> tuple[list[Dec], Dec]:
             size = (await sim.fetch_positions())[0].contracts
         snap = await read_snapshot(sim, [A], now)
         d = NS(symbol=A, ts_ms=now - 97_000, score=0.1, valid=True, entry_valid=True, add_valid=True,
-               gates=recovered_gates(), features=None, benchmark=None)
+               gates=recovered_gates(), benchmark=None,
+               features=None if daily_volatility is None else NS(daily_volatility=daily_volatility))
         await runner.cycle(CycleInput(snap, {A: market(A)}, {A: d}, {A: MarketContext(atr_rate=0.001)}, none,
                                       lambda **kw: None, set(), new_candle=new_candle))
     await store.close()
@@ -98,3 +100,12 @@ async def test_an_averaging_setting_changes_the_adds(kw):
     *_, last = kw
     base = {k: v for k, v in kw.items() if k != last}
     assert (await adds(1.0, **kw))[0] != (await adds(1.0, **base))[0]
+
+
+async def test_the_daily_volatility_floor_of_the_drawdown_step_changes_the_adds():
+    """EMA_AVERAGING_MIN_DAILY_VOLATILITY_FRACTION: a coin moving 3% a day needs 0.18 x 3% =
+    0.54% per stage by default (the 1% step decides); at 2.0 it needs 6%, so the 3% and 3.1%
+    drawdowns of the scenario add nothing."""
+    assert (await adds(1.0, daily_volatility=0.03))[0] == (await adds(1.0))[0] == [5, 7]
+    assert (await adds(1.0, daily_volatility=0.03, ema_averaging_min_daily_volatility_fraction=2.0))[0] == []
+    assert (await adds(1.0, ema_averaging_min_daily_volatility_fraction=2.0))[0] == [5, 7]  # no measure, no floor

@@ -34,6 +34,7 @@ from engine.risk.sizing import AccountView, effective_leverage, entry_budget, en
 from engine.risk.volatility import EntryScaling, entry_scaling
 from engine.settings import GlobalSettings, ProfileSettings
 from engine.store.state import LadderMeta, PositionMeta, ProfileState, StateStore
+from engine.strategy.selection import cooldown_until
 from engine.strategy.signal import PULLBACK_GATES
 
 from .actions import Action, Cancel, CloseMarket, PlaceEntry, PlaceExit, PlaceStop
@@ -863,8 +864,7 @@ class ProfileRunner:
                                          reason=reason):
             self.bus.publish(TradeClosed(now, self.side, meta.symbol, self.side, entry, exit_price, qty, pnl,
                                          fees, meta.opened_ms, reason))
-        minutes = self.p.post_win_cooldown_minutes_after_close if pnl > 0 else self.p.cooldown_minutes_after_close
-        self.state.cooldown_until[meta.symbol] = now + int(minutes * 60_000)
+        self.state.cooldown_until[meta.symbol] = cooldown_until(now, float(pnl), self.p)
 
     async def _priced_from_fills(self, ci: CycleInput, meta: PositionMeta, close_side: str
                                  ) -> tuple[Decimal, Decimal, Decimal, Decimal, str, str]:
