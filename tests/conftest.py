@@ -1,6 +1,28 @@
 """Shared test setup."""
 
+import os
+
 import pytest
+
+
+def _without_effect(name: str) -> None:
+    """bench/setting_effect_check.py: every read of setting `name` returns its default, as if
+    the engine ignored the value in .env (the tests that show its effect must then fail)."""
+    from engine.settings import GlobalSettings, ProfileSettings
+
+    for top in (GlobalSettings, ProfileSettings):
+        if name in top.model_fields:
+            default = getattr(top(), name)
+            # on every class that has the field: tests also build the settings groups alone
+            for cls in top.__mro__:
+                if name in getattr(cls, "model_fields", {}):
+                    setattr(cls, name, property(lambda self, d=default: d))
+            return
+    raise SystemExit(f"CROT_SETTING_WITHOUT_EFFECT={name}: no such setting field")
+
+
+if os.environ.get("CROT_SETTING_WITHOUT_EFFECT"):
+    _without_effect(os.environ["CROT_SETTING_WITHOUT_EFFECT"])
 
 
 @pytest.fixture(autouse=True)

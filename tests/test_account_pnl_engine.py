@@ -64,7 +64,7 @@ async def run(s: Settings, path_a, path_b, minutes: float, *, sim=None, store=No
         sim = new_sim()
         sim._positions[A] = _SimPosition(Dec(10), Dec(100))
         sim._positions[B] = _SimPosition(Dec(-20), Dec(50))
-    store = store or await StateStore.open(":memory:")
+    store = store or await StateStore.open(":memory:", inline=True)
     bus = EventBus()
     seen = [] if seen is None else seen
     bus.subscribe(seen.append)

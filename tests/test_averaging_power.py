@@ -23,9 +23,11 @@ from test_runtime_protection import A, held_long_runner, market, T0
 from test_runtime_regressions import recovered_gates
 
 
-async def adds(power: float, daily_volatility: float | None = None, **kw) -> tuple[list[Dec], Dec]:
+async def adds(power: float, daily_volatility: float | None = None, failed_gate: str = "",
+               **kw) -> tuple[list[Dec], Dec]:
     """The amounts of the adds placed (stage 1, stage 2) and the position size before stage 2
-    (``daily_volatility``: the coin's measured daily volatility in the decision's features)."""
+    (``daily_volatility``: the coin's measured daily volatility in the decision's features;
+    ``failed_gate``: a gate of the decision that failed)."""
     s = settings(ema_averaging_interval_hours=0.0, ema_averaging_power=power, **kw)
     runner, sim, store, seen = await held_long_runner(s)
     none = lambda decisions, ctx, prof: NS(decisions=[], chosen_symbols=(), chosen=[])  # noqa: E731
@@ -46,7 +48,7 @@ async def adds(power: float, daily_volatility: float | None = None, **kw) -> tup
             size = (await sim.fetch_positions())[0].contracts
         snap = await read_snapshot(sim, [A], now)
         d = NS(symbol=A, ts_ms=now - 97_000, score=0.1, valid=True, entry_valid=True, add_valid=True,
-               gates=recovered_gates(), benchmark=None,
+               gates=recovered_gates(**({failed_gate: True} if failed_gate else {})), benchmark=None,
                features=None if daily_volatility is None else NS(daily_volatility=daily_volatility))
         await runner.cycle(CycleInput(snap, {A: market(A)}, {A: d}, {A: MarketContext(atr_rate=0.001)}, none,
                                       lambda **kw: None, set(), new_candle=new_candle))
@@ -93,6 +95,8 @@ async def test_the_hard_margin_cap_still_binds_after_the_power():
     {"ema_averaging_atr_enabled": True, "ema_averaging_atr_multiplier": 60.0},
     {"ema_averaging_min_atr_multiplier": 60.0},
     {"no_more_averaging_after_minutes": 0.01},
+    {"ema_averaging_base_fraction": 0.25},
+    {"ema_max_averaging_stages": 1},
 ], ids=lambda kw: ",".join(f"{k}={v}" for k, v in kw.items()))
 async def test_an_averaging_setting_changes_the_adds(kw):
     """Issue 18: each averaging setting (the last one named) changes the adds of the scenario
@@ -109,3 +113,11 @@ async def test_the_daily_volatility_floor_of_the_drawdown_step_changes_the_adds(
     assert (await adds(1.0, daily_volatility=0.03))[0] == (await adds(1.0))[0] == [5, 7]
     assert (await adds(1.0, daily_volatility=0.03, ema_averaging_min_daily_volatility_fraction=2.0))[0] == []
     assert (await adds(1.0, ema_averaging_min_daily_volatility_fraction=2.0))[0] == [5, 7]  # no measure, no floor
+
+
+async def test_averaging_waits_for_the_pullback_to_recover_only_when_required():
+    """EMA_AVERAGING_REQUIRE_PULLBACK_RECOVERY: with the pullback gap still failing, no add by
+    default; with the requirement off the same drawdowns add as usual."""
+    assert (await adds(1.0, failed_gate="pullback_gap"))[0] == []
+    off = await adds(1.0, failed_gate="pullback_gap", ema_averaging_require_pullback_recovery=False)
+    assert off[0] == [5, 7]

@@ -339,3 +339,16 @@ async def test_flatten_closes_the_hedge_with_everything_else():
     await engine.step(T0 + JITTER[4], {}, new_candle=False)  # nothing left to hedge: nothing reopened
     assert await sim.fetch_positions() == []
     await store.close()
+
+
+@pytest.mark.parametrize(("minimum", "contracts"), [("", 22), ("BTC_HEDGE_MIN_REBALANCE_NOTIONAL=200", 20)])
+async def test_min_rebalance_notional_decides_whether_a_small_change_is_hedged(minimum, contracts):
+    sim = new_sim()
+    sim._positions[ETH] = _SimPosition(Dec(50), Dec(2000))
+    engine, store = await new_engine(sim, settings(minimum))
+    await engine.step(T0 + JITTER[1], {}, new_candle=False)
+    assert (await hedge_position(sim)).contracts == 20
+    sim._positions[ETH] = _SimPosition(Dec(57), Dec(2000))  # +140 USDT of net long (22 contracts: rounded down)
+    await engine.step(T0 + JITTER[6], {}, new_candle=False)  # after the default cooldown
+    assert (await hedge_position(sim)).contracts == contracts
+    await store.close()

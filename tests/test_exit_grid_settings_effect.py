@@ -103,6 +103,8 @@ def _defaults(base: tuple[tuple[str, str], ...] = ()) -> tuple:
 
 
 LEGACY = (("EMA_ADAPTIVE_EXIT_ENABLED", "false"),)  # the legacy ladder's own settings
+NO_TRAILING = (("EMA_EXIT_TRAILING_ENABLED", "false"),)
+NOT_HEAVY = (("EMA_EXIT_HEAVY_POSITION_RATIO", "3.5"),)  # the averaged 3x position uses the medium ladder
 
 
 @pytest.mark.parametrize(("key", "value", "base"), [
@@ -126,6 +128,23 @@ LEGACY = (("EMA_ADAPTIVE_EXIT_ENABLED", "false"),)  # the legacy ladder's own se
     ("HARD_TIME_EXIT_FRACTION_STEP", "0.5", ()),
     ("HARD_TIME_EXIT_MAX_LOSS_ON_NOTIONAL", "0.001", ()),
     ("MIN_GROSS_PROFIT_FLOOR", "0.02", ()),
+    ("EMA_BREAKEVEN_EXIT_FRACTIONS", "0.5,0.5", ()),
+    ("EMA_EXIT_NORMAL_LADDER_FRACTIONS", "0.25,0.25,0.25,0.25", ()),
+    ("EMA_EXIT_NORMAL_LADDER_MARKUPS", "0.004,0.01,0.02,0.04", ()),
+    ("EMA_EXIT_HEAVY_LADDER_FRACTIONS", "0.4,0.3,0.3", ()),
+    ("EMA_EXIT_HEAVY_POSITION_RATIO", "3.5", ()),  # the averaged 3x position is medium, not heavy
+    ("EMA_EXIT_MEDIUM_LADDER_FRACTIONS", "0.25,0.25,0.25,0.25", NOT_HEAVY),
+    ("EMA_EXIT_MEDIUM_LADDER_MARKUPS", "0.003,0.006,0.012,0.02", NOT_HEAVY),
+    ("EMA_EXIT_MEDIUM_POSITION_RATIO", "3.2", NOT_HEAVY),  # the 3x position is normal again
+    ("EMA_EXIT_RUNNER_ENABLED", "false", NO_TRAILING),  # (the runner serves when trailing is off)
+    ("EMA_EXIT_RUNNER_ACTIVATION_MARKUP", "0.035", NO_TRAILING),
+    ("EMA_EXIT_RUNNER_TRAILING_PULLBACK", "0.02", NO_TRAILING),
+    ("EMA_EXIT_TRAILING_ACTIVATION_MARKUP", "0.035", ()),
+    ("EMA_EXIT_TRAILING_MIN_PULLBACK", "0.015", ()),
+    ("EMA_EXIT_TRAILING_TAKE_PROFIT_MARKUP", "0.02", ()),
+    # ATR 0.4% x 10 = 4% widens the 2% stop to its 3% cap; a 2.5% cap moves every stop
+    ("HARD_STOP_LOSS_ATR_MAX_PCT", "0.025", (("HARD_STOP_LOSS_ATR_ENABLED", "true"),
+                                             ("HARD_STOP_LOSS_ATR_MULTIPLIER", "10"))),
 ])
 def test_an_exit_setting_changes_the_planned_exits(key, value, base):
     changed = _signature(key, value, base)

@@ -213,7 +213,7 @@ async def runner_run(side: str, aggressive: bool, path: list[tuple[str, tuple[st
     for symbol, px in PRICES.items():
         sim.set_price(symbol, px, T0 - 60_000)
     sim._positions[A] = _SimPosition(Dec(10) if side == "long" else Dec(-10), Dec(100))
-    store = await StateStore.open(":memory:")
+    store = await StateStore.open(":memory:", inline=True)
     bus = EventBus()
     seen: list = []
     bus.subscribe(seen.append)
@@ -339,7 +339,7 @@ async def test_a_runner_limit_refused_for_the_reserved_amount_is_closed_at_marke
     sim.set_price(A, "101.937", T0)
     sim._positions[A] = _SimPosition(Dec(10), Dec(100))
     stop = await sim.place_stop_loss(A, "long", Dec(10), Dec("95"), 11)
-    store = await StateStore.open(":memory:")
+    store = await StateStore.open(":memory:", inline=True)
     seen: list = []
     bus = EventBus()
     bus.subscribe(seen.append)
@@ -356,7 +356,7 @@ async def test_a_runner_limit_refused_for_the_reserved_amount_is_closed_at_marke
     sim2.set_price(A, "101.937", T0)
     sim2._positions[A] = _SimPosition(Dec(10), Dec(100))
     await sim2.place_stop_loss(A, "long", Dec(10), Dec("95"), 11)
-    store = await StateStore.open(":memory:")
+    store = await StateStore.open(":memory:", inline=True)
     [outcome] = await Executor(sim2, store, EventBus(), "long").run([PlaceExit(**{**limit.__dict__, "fallback": None})],
                                                                     T0)
     await store.close()

@@ -12,7 +12,7 @@ from functools import cache
 
 import pytest
 
-from engine.market.candles import candles_to_arrays, timeframe_ms
+from engine.market.candles import Aggregator, candles_to_arrays, timeframe_ms
 from engine.market.feeds import FileFeed
 from engine.runtime.replay import DEMO_DATA
 from engine.settings.envfile import Assignment
@@ -26,22 +26,29 @@ EVERY = 3  # every third candle: about 2000 decisions per side
 
 
 @cache
-def _history():
+def _history(timeframe: str = "5m"):
+    """The recorded 5m candles at the trigger timeframe (aggregated as the engine does)."""
     feed = FileFeed.from_directory(DEMO_DATA, timeframe="5m", symbols=[*SYMBOLS, BTC])
-    return {s: candles_to_arrays(feed.history(s)) for s in feed.symbols}
+    if timeframe == "5m":
+        return {s: candles_to_arrays(feed.history(s)) for s in feed.symbols}
+    out = {}
+    for s in feed.symbols:
+        agg = Aggregator("5m", timeframe)
+        out[s] = candles_to_arrays([c for c5 in feed.history(s) for c in agg.update(c5)])
+    return out
 
 
-def _settings(key: str | None = None, value: str | None = None):
-    values = {} if key is None else {key: value}
+def _settings(key: str | None = None, value: str | None = None, base: tuple[tuple[str, str], ...] = ()):
+    values = dict(base) | ({} if key is None else {key: value})
     return settings_from_assignments([Assignment(k, v, i + 1) for i, (k, v) in enumerate(values.items())])
 
 
-def _signature(key: str | None = None, value: str | None = None) -> tuple:
-    s = _settings(key, value)
+def _signature(key: str | None = None, value: str | None = None, base: tuple[tuple[str, str], ...] = ()) -> tuple:
+    s = _settings(key, value, base)
     out = []
     for side in ("long", "short"):
         p = s.side(side)
-        frames = features_from_history(_history(), p, BTC)
+        frames = features_from_history(_history(p.ema_trigger_timeframe), p, BTC)
         bench = frames[BTC]
         bench_row = {int(t): i for i, t in enumerate(bench["ts_ms"])}
         step = timeframe_ms(p.ema_trigger_timeframe)
@@ -74,6 +81,19 @@ def _defaults() -> tuple:
     ("EMA_BTC_SHORT_MAX_RETURN_30M", "-0.001"),
     ("EMA_PULLBACK_RECOVERY_MAX_CROSS_AGE_MINUTES", "30"),
     ("ENTRY_MACRO_INVALID_PENALTY", "0.5"),
+    ("EMA_CHOP_MAX", "50"),
+    ("ENTRY_BTC_INVALID_PENALTY", "0.05"),
+    ("ENTRY_BTC_RETURN_PENALTY_MULTIPLIER", "10"),
+    ("ENTRY_CHOP_INVALID_PENALTY", "0.05"),
+    ("ENTRY_MARKET_STRUCTURE_INVALID_PENALTY", "0.05"),
+    ("ENTRY_PULLBACK_INVALID_PENALTY", "0.05"),
+    ("ENTRY_TRIGGER_INVALID_PENALTY", "0.05"),
+    ("ENTRY_VOLUME_INVALID_PENALTY", "0.05"),
+    ("ENTRY_MIN_RS30_ABS", "0.0012"),
+    ("ENTRY_MIN_RS60_ABS", "0.0025"),
+    ("ENTRY_RS30_SHORTFALL_PENALTY_MULTIPLIER", "50"),
+    ("ENTRY_RS60_SHORTFALL_PENALTY_MULTIPLIER", "30"),
+    ("EMA_MACRO_TIMEFRAME", "4h"),
 ])
 def test_an_entry_gate_setting_changes_decisions_on_recorded_candles(key, value):
     changed = _signature(key, value)
@@ -81,3 +101,11 @@ def test_an_entry_gate_setting_changes_decisions_on_recorded_candles(key, value)
     assert len(changed) == len(base) > 1000
     differ = sum(1 for a, b in zip(base, changed) if a != b)
     assert differ > 0, f"{key}={value} changed no decision of {len(base)}"
+
+
+def test_the_trigger_timeframe_changes_decisions_on_recorded_candles():
+    """EMA_TRIGGER_TIMEFRAME=15m: the trigger EMAs run on 15-minute candles aggregated from
+    the 5-minute ones (the pullback layer on 15m too, as a whole multiple must be)."""
+    base = (("EMA_PULLBACK_TIMEFRAME", "15m"),)
+    five, fifteen = _signature(base=base), _signature("EMA_TRIGGER_TIMEFRAME", "15m", base)
+    assert len(fifteen) > 500 and five != fifteen

@@ -83,3 +83,26 @@ def test_direct_gold_btc_symbol_names_the_market_the_ratio_is_read_from():
     assert resolve_symbols(markets, settings(**on).side("long")).direct == "XAUT/BTC"
     chosen = resolve_symbols(markets, settings(**on, DIRECT_GOLD_BTC_SYMBOL="XAUTBTC/BTC:BTC").side("long"))
     assert chosen.direct == "XAUTBTC/BTC:BTC"
+
+
+def test_btc_weak_rsi_decides_when_a_joint_sell_off_is_a_panic():
+    assert effect({}, (35.0, 35.0, 0.0))[0] == "panic"  # both at or below 40
+    assert effect({"BTC_WEAK_RSI": 30}, (35.0, 35.0, 0.0))[0] == "normal"
+    assert effect({"BTC_WEAK_RSI": 30}, (62.0, 35.0, 0.0))[0] == "risk_off"  # the spread still counts
+
+
+def test_btc_strong_rsi_names_the_risk_on_regime_in_the_audit():
+    p = settings().side("long")
+    assert decide(50.0, 65.0, 0.0, p).reason == "btc strong, gold lagging: crypto risk-on"
+    assert decide(50.0, 65.0, 0.0, settings(BTC_STRONG_RSI=70).side("long")).reason == "no macro stress"
+
+
+def test_gold_weak_rsi_decides_when_a_joint_sell_off_is_a_panic():
+    assert effect({}, (38.0, 35.0, 0.0))[0] == "panic"
+    assert effect({"GOLD_WEAK_RSI": 30}, (38.0, 35.0, 0.0))[0] == "normal"
+
+
+def test_gold_strong_rsi_decides_when_strong_gold_over_weak_btc_is_risk_off():
+    # spread 23 < 30: risk-off only because gold >= 60 while BTC <= 40
+    assert effect({"RSI_SPREAD_THRESHOLD": 30}, (62.0, 39.0, 0.0))[0] == "risk_off"
+    assert effect({"RSI_SPREAD_THRESHOLD": 30, "GOLD_STRONG_RSI": 65}, (62.0, 39.0, 0.0))[0] == "normal"

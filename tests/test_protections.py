@@ -160,7 +160,7 @@ async def test_a_drawdown_stops_new_entries_on_both_sides_until_the_cool_off_end
 
 
 async def test_the_operator_lifts_a_lock_before_its_cool_off(monkeypatch):
-    store = await StateStore.open(":memory:")
+    store = await StateStore.open(":memory:", inline=True)
     bus = EventBus()
     seen = []
     bus.subscribe(seen.append)
@@ -180,7 +180,7 @@ async def test_the_operator_lifts_a_lock_before_its_cool_off(monkeypatch):
 
 
 async def test_a_stop_loss_streak_pauses_that_profile_only(monkeypatch):
-    store = await StateStore.open(":memory:")
+    store = await StateStore.open(":memory:", inline=True)
     bus = EventBus()
     sim, ex, engine = await _engine(monkeypatch, store, bus, protect_stoploss_streak=2)
     for k in range(2):  # two stop-loss exits of the long profile

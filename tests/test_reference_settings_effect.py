@@ -20,23 +20,26 @@ from settings_effect import settings
 NOW = 1_722_850_123_457  # unaligned: the reference checks use our clock, not candle times
 
 
-def top(venue: str, mid: float, spread_bps: float = 2.0, depth: float = 10_000.0) -> BookTop:
+def top(venue: str, mid: float, spread_bps: float = 2.0, depth: float = 10_000.0, age_ms: int = 150) -> BookTop:
     half = mid * spread_bps / 2e4
     bid, ask = Decimal(str(mid - half)), Decimal(str(mid + half))
     return BookTop(venue, "ETH/USDT:USDT", bid, ask, Decimal(str(depth / (mid - half))),
-                   Decimal(str(depth / (mid + half))), None, NOW - 150)
+                   Decimal(str(depth / (mid + half))), None, NOW - age_ms)
 
 
 def outcome(env: dict[str, object], side: str, htx: BookTop, mexc: BookTop, lookback: Lookback = Lookback()):
     p = settings(**env).side(side)
     r = check_reference(side, htx, mexc, NOW, p, lookback=lookback)
     return (r.status, r.blocked, r.reason.split(":")[0], round(fold_score(1.0, r.gates), 9),
-            r.tighten is not None, r.cooldown_until_ms is not None)
+            r.tighten, r.cooldown_until_ms is not None)
 
 
 FILTER = {"EXTERNAL_PRICE_ENTRY_FILTER_ENABLED": "true"}
 # MEXC moved +10 bps over 30 s, HTX +2 bps: the reference led by 8 bps in the long's direction
 LED = Lookback(htx_30s=100.0 / 1.0002, mexc_30s=100.0 / 1.0010)
+
+TIGHTEN = {"EXTERNAL_PRICE_EXIT_ADJUSTMENT_ENABLED": "true"}
+TIGHTEN_NOW = {**TIGHTEN, "EXTERNAL_PRICE_LONG_TAKE_PROFIT_TIGHTEN_IF_HTX_PREMIUM_BPS": 5}
 
 CASES = {
     # key: (extra env, side, htx book, mexc book, lookback, changed value)
@@ -62,6 +65,17 @@ CASES = {
     "EXTERNAL_PRICE_SHORT_TAKE_PROFIT_TIGHTEN_IF_HTX_DISCOUNT_BPS": (
         {"EXTERNAL_PRICE_EXIT_ADJUSTMENT_ENABLED": "true"}, "short", top("htx", 99.9), top("mexc", 100.0),
         Lookback(), 5),
+    # HTX 10 bps above the reference: tightens a long's exits only below a 5 bps limit
+    "EXTERNAL_PRICE_LONG_TAKE_PROFIT_TIGHTEN_IF_HTX_PREMIUM_BPS": (
+        TIGHTEN, "long", top("htx", 100.1), top("mexc", 100.0), Lookback(), 5),
+    # once tightened, the exit ladder is these fractions and markups
+    "EXTERNAL_PRICE_TIGHTENED_LADDER_FRACTIONS": (TIGHTEN_NOW, "long", top("htx", 100.1), top("mexc", 100.0),
+                                                  Lookback(), "0.5,0.3,0.1,0.1"),
+    "EXTERNAL_PRICE_TIGHTENED_LADDER_MARKUPS": (TIGHTEN_NOW, "long", top("htx", 100.1), top("mexc", 100.0),
+                                                Lookback(), "0.004,0.008,0.015,none"),
+    # a 2.5 s old reference quote: fresh by default (3 s), stale at 2 s
+    "EXTERNAL_PRICE_STALE_AFTER_MS": ({**FILTER, "EXTERNAL_PRICE_MAX_PRICE_AGE_MS": 10_000}, "long", top("htx", 100.0),
+                                      top("mexc", 100.0, age_ms=2_500), Lookback(), 2_000),
 }
 
 
@@ -89,3 +103,14 @@ def test_the_changes_go_the_documented_way():
     env, side, htx, mexc, lb, _ = c["EXTERNAL_PRICE_IMPULSE_SCORE_BONUS"]
     assert outcome({"EXTERNAL_PRICE_IMPULSE_SCORE_BONUS": 0.1}, side, htx, mexc, lb)[3] == pytest.approx(1.1)
     assert outcome({"EXTERNAL_PRICE_MEXC_LEAD_THRESHOLD_BPS_30S": 10}, side, htx, mexc, lb)[3] == pytest.approx(1.0)
+
+
+def test_a_tightened_exit_ladder_is_the_settings_ladder():
+    env, side, htx, mexc, lb, _ = CASES["EXTERNAL_PRICE_TIGHTENED_LADDER_MARKUPS"]
+    assert outcome(env, side, htx, mexc, lb)[4] == ((0.4, 0.3, 0.2, 0.1), (0.005, 0.01, 0.02, None))
+    mine = outcome({**env, "EXTERNAL_PRICE_TIGHTENED_LADDER_FRACTIONS": "0.5,0.3,0.1,0.1",
+                    "EXTERNAL_PRICE_TIGHTENED_LADDER_MARKUPS": "0.004,0.008,0.015,none"}, side, htx, mexc, lb)
+    assert mine[4] == ((0.5, 0.3, 0.1, 0.1), (0.004, 0.008, 0.015, None))
+    env, side, htx, mexc, lb, _ = CASES["EXTERNAL_PRICE_STALE_AFTER_MS"]
+    assert outcome(env, side, htx, mexc, lb)[0] == "ok"
+    assert outcome({**env, "EXTERNAL_PRICE_STALE_AFTER_MS": 2_000}, side, htx, mexc, lb)[0] == "stale"

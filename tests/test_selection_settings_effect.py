@@ -78,3 +78,43 @@ def test_post_win_cooldown_minutes_after_close_keeps_a_winner_out_for_that_long(
         chosen, why = select({"POST_WIN_COOLDOWN_MINUTES_AFTER_CLOSE": minutes}, fs,
                              EntryContext(now_ms=NOW, cooldown_until={"WIN": until}))
         assert (why["WIN"] == "cooldown") is blocked and (chosen == ()) is blocked
+
+
+def ranked(n: int) -> list[SymbolFeatures]:
+    return [feats(f"G{i}", 110.0 - i) for i in range(n)]
+
+
+def test_entry_max_new_ladders_per_signal_caps_the_ladders_of_one_candle():
+    assert select({}, ranked(7), EntryContext(now_ms=NOW))[0] == ("G0", "G1", "G2", "G3", "G4")  # 5
+    chosen, why = select({"ENTRY_MAX_NEW_LADDERS_PER_SIGNAL": 2, "ENTRY_CROWDED_MAX_NEW_LADDERS_PER_SIGNAL": 1}, ranked(7), EntryContext(now_ms=NOW))
+    assert chosen == ("G0", "G1") and why["G2"] == "ladders_per_signal"
+
+
+def test_entry_crowded_max_new_ladders_per_signal_caps_them_in_a_crowded_market():
+    fs = ranked(6) + [feats(f"B{i}", chop=90.0) for i in range(6)]  # 6 of 12 signal: crowded
+    assert select(CROWDED, fs, EntryContext(now_ms=NOW))[0] == ("G0", "G1", "G2")  # 3 when crowded
+    assert len(select({**CROWDED, "ENTRY_CROWDED_MAX_NEW_LADDERS_PER_SIGNAL": 5}, fs, EntryContext(now_ms=NOW))[0]) == 5
+
+
+def test_entry_crowded_min_score_rejects_a_weak_score_only_in_a_crowded_market():
+    fs = crowded_market()
+    base = select(CROWDED, fs, EntryContext(now_ms=NOW))[1]
+    assert base["WEAK"] is None
+    high = select({**CROWDED, "ENTRY_CROWDED_MIN_SCORE": 5}, fs, EntryContext(now_ms=NOW))[1]
+    assert high["WEAK"] == "crowded_min_score" and high["G0"] == "crowded_min_score"
+
+
+def test_entry_rate_limit_window_minutes_is_how_far_back_ladders_count():
+    fs = ranked(4)
+    ctx = EntryContext(now_ms=NOW, recent_ladders_ms=tuple(NOW - k * 10 * MIN for k in range(1, 9)))  # 10..80 min ago
+    assert select({}, fs, ctx)[0] == ("G0", "G1", "G2", "G3")  # 60 min: 5 count, 5 of 10 left
+    assert select({"ENTRY_RATE_LIMIT_WINDOW_MINUTES": 90}, fs, ctx)[0] == ("G0", "G1")  # all 8 count
+
+
+def test_cooldown_minutes_after_close_keeps_a_loser_out_for_that_long():
+    closed = NOW - 20 * MIN
+    for minutes, blocked in ((10, False), (30, True)):
+        p = settings(COOLDOWN_MINUTES_AFTER_CLOSE=minutes).side("long")
+        until = cooldown_until(closed, -1.5, p)
+        chosen, why = select({}, [feats("LOSS")], EntryContext(now_ms=NOW, cooldown_until={"LOSS": until}))
+        assert (why["LOSS"] == "cooldown") is blocked

@@ -17,6 +17,7 @@ import pytest
 
 from engine.settings import catalog
 from engine.settings.loader import validate_value
+from settings_effect import MACHINERY
 
 ROOT = Path(__file__).resolve().parents[1]
 #: declarations and generators name every setting; they do not count as reading it
@@ -68,13 +69,16 @@ def test_every_pct_setting_says_it_holds_a_fraction():
 
 #: settings no test names yet (by key or field name): each needs a test where changing its value
 #: changes a decision, an order or a figure (issue 18). The list only shrinks: a new setting
-#: comes with its test, and one that gets its test leaves the list.
+#: comes with its test, and one that gets its test leaves the list. Naming is the cheap check
+#: run here; bench/setting_effect_check.py is the proof: with each setting ignored in turn, a
+#: test that names it must fail.
 WITHOUT_TEST = frozenset((ROOT / "tests/fixtures/settings_without_effect_test.txt").read_text().split())
 
 
 def _test_code() -> str:
-    return "\n".join(p.read_text(encoding="utf-8") for p in sorted((ROOT / "tests").rglob("*.py"))
-                     if p.name != "test_settings_in_effect.py")
+    """The effect tests' code: every test module but those of the settings machinery."""
+    return "\n".join(p.read_text(encoding="utf-8") for p in sorted((ROOT / "tests").glob("test_*.py"))
+                     if not MACHINERY.search(p.name))
 
 
 def test_every_setting_is_named_by_a_test_except_the_known_list():

@@ -40,6 +40,10 @@ SCALING = {"ENABLE_SIGNAL_SIZE_SCALING": "true", "SIGNAL_SCORE_REFERENCE": "4"}
     ("ENTRY_QUALITY_BUDGET_REFERENCE", "10", {}),
     ("ENTRY_QUALITY_BUDGET_MIN_MULTIPLIER", "0.8", {"ENTRY_QUALITY_BUDGET_REFERENCE": "10"}),
     ("MIN_QUOTE_RESERVE", "99990", {}),
+    ("LEVERAGE", "2", {}),  # sizes below the simulated account's 5x
+    ("EMA_POSITION_BUDGET_FRACTION", "0.01", {}),
+    ("EMA_LADDER_FRACTIONS", "0.7,0.3", {}),
+    ("EMA_LADDER_OFFSETS", "0.002,0.02", {}),
 ])
 async def test_a_sizing_setting_changes_the_entry_orders(monkeypatch, key, value, base):
     before = await _entries(monkeypatch, dict(base))

@@ -53,7 +53,7 @@ class Rig:
         self.now = T0 + 1_337
 
     async def start(self, store=None) -> None:
-        self.store = store or await StateStore.open(":memory:")
+        self.store = store or await StateStore.open(":memory:", inline=True)
         bus = EventBus()
         bus.subscribe(self.seen.append)
         self.runner = ProfileRunner("long", self.s.side("long"), self.sim, self.store, bus, [A], self.s.glob)

@@ -10,6 +10,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from crot_tui.__main__ import run_headless
 from crot_tui.host import EngineHost
 from crot_tui.testing import FAST_ENV, fast_settings, write_env
@@ -82,3 +84,22 @@ def test_sigterm_stops_after_the_current_cycle(tmp_path) -> None:
     assert p.returncode == 0, seen
     assert "stopping after the current cycle" in seen
     assert "stopped on request" in seen
+
+
+@pytest.mark.parametrize(("level", "infos"), [("INFO", True), ("WARNING", False)])
+def test_log_level_decides_which_lines_a_headless_run_logs(tmp_path, capsys, level, infos) -> None:
+    """LOG_LEVEL: the --no-ui log (what a service's journal keeps) drops lines below it."""
+    from crot_tui.__main__ import build_parser, main_headless
+
+    root = logging.getLogger()
+    handlers, old = list(root.handlers), root.level
+    try:
+        args = build_parser().parse_args(["--no-ui", "--demo", "--steps", "20", "--no-socket"])
+        assert main_headless(args, fast_settings(f"LOG_LEVEL={level}\n"), "demo") == 0
+    finally:
+        for h in root.handlers[:]:
+            if h not in handlers:
+                root.removeHandler(h)
+        root.setLevel(old)
+    err = capsys.readouterr().err
+    assert (" INFO    " in err) is infos

@@ -191,6 +191,16 @@ def test_demo_is_the_default_without_keys_and_must_be_chosen_with_keys(capsys) -
     assert e.value.code == 2
 
 
+def test_dry_run_in_the_settings_runs_paper_with_keys_and_without() -> None:
+    from crot_tui.__main__ import choose_mode
+    from crot_tui.testing import fast_settings
+
+    keyed = fast_settings("HTX_API_KEY=abcd1234\nHTX_API_SECRET=fake-s-5678\nDRY_RUN=true\n")
+    assert choose_mode(_args(), keyed) == "paper"  # no question asked: DRY_RUN says paper
+    assert choose_mode(_args(), fast_settings("DRY_RUN=true\n")) == "paper"
+    assert choose_mode(_args("--demo"), keyed) == "demo"  # an explicit demo still replays
+
+
 def test_live_runner_is_isolated() -> None:
     from crot_tui.host import load_live_runner
 

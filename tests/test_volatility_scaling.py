@@ -66,7 +66,7 @@ async def entries(p, d, *, side="long", runner=None, now=T0):
     events' reasons)."""
     sim = SimulatedExchange([M])
     sim.set_price(SYM, "100")
-    store = await StateStore.open(":memory:")
+    store = await StateStore.open(":memory:", inline=True)
     bus = EventBus()
     events = []
     bus.subscribe(lambda e: events.append(e) if isinstance(e, OrderEvent) else None)
@@ -226,7 +226,7 @@ async def test_volatility_recovery_stages_hold_back_an_add():
            features=feats(daily_volatility=0.1), benchmark=None)
 
     async def adds(p):
-        store = await StateStore.open(":memory:")
+        store = await StateStore.open(":memory:", inline=True)
         runner = ProfileRunner("long", p, None, store, EventBus(), [SYM], settings.glob)
         runner.state.positions[SYM] = PositionMeta(SYM, "long", 0, Dec(1000), contracts=Dec(10),
                                                    entry_price=Dec(100))

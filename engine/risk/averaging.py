@@ -83,9 +83,12 @@ def averaging_checks(p: ProfileSettings, a: AveragingInput) -> list[Check]:
         float((a.price - a.entry_price) / a.entry_price)
     need = required_drawdown(p, stage, a.atr_rate, a.daily_volatility)
     max_age = p.no_more_averaging_after_minutes or p.ema_breakeven_after_hours * 60
+    # MAX_BUY_STAGES counts the entry too (the settings rules refuse a larger EMA_MAX_AVERAGING_STAGES;
+    # settings built in code skip those rules, the cap still holds)
+    stages = min(p.ema_max_averaging_stages, p.max_buy_stages - 1)
     checks = [
         Check("averaging_enabled", p.ema_averaging_enabled, True, p.ema_averaging_enabled),
-        Check("stages", a.stages_done, p.ema_max_averaging_stages, a.stages_done < p.ema_max_averaging_stages),
+        Check("stages", a.stages_done, stages, a.stages_done < stages),
         Check("exit_ladder_present", a.has_exit_ladder, True, a.has_exit_ladder),
         Check("no_entry_orders", a.has_entry_orders, False, not a.has_entry_orders),
         Check("not_breakeven", a.in_breakeven, False, not a.in_breakeven),
