@@ -21,6 +21,19 @@ def _without_effect(name: str) -> None:
     raise SystemExit(f"CROT_SETTING_WITHOUT_EFFECT={name}: no such setting field")
 
 
+def _daemon_sqlite_threads() -> None:
+    """A test that fails before closing its aiosqlite store would leave the connection's
+    worker thread running and the test process hanging at exit: in tests it is a daemon."""
+    import functools
+    import threading
+
+    import aiosqlite.core
+
+    aiosqlite.core.Thread = functools.partial(threading.Thread, daemon=True)  # type: ignore[attr-defined]
+
+
+_daemon_sqlite_threads()
+
 if os.environ.get("CROT_SETTING_WITHOUT_EFFECT"):
     _without_effect(os.environ["CROT_SETTING_WITHOUT_EFFECT"])
 

@@ -441,3 +441,22 @@ def test_config_check_rejects_an_alert_url_apprise_cannot_use(tmp_path, capsys):
     assert main(["config", "check", "--env", str(env)]) == 2
     err = capsys.readouterr().err
     assert "ALERT_URLS" in err and "token-abc123" not in err and len(err.strip().splitlines()) == 1
+
+
+def test_the_summary_hour_and_the_outage_time_come_from_the_settings():
+    from settings_effect import settings
+
+    def from_env(**env) -> AlertRules:
+        return AlertRules(AlertConfig.from_settings(settings(**env).glob, "live"))
+
+    acct = lambda ts: Account(ts, D(1000), D(900), D(100), D(0), D(0), D(0))  # noqa: E731
+    for hour in (8, 10):
+        r = from_env() if hour == 8 else from_env(ALERT_DAILY_SUMMARY_HOUR_UTC=hour)
+        r.on_event(acct(T0 + 60 * MIN + 7_117))
+        sent = [(m, a.kind) for m in range(2 * 60, 12 * 60, 60) for a in r.on_event(acct(T0 + m * MIN + 3_001))]
+        assert sent == [(hour * 60, "daily_summary")]
+    for minutes in (5, 2):
+        r = from_env(ALERT_DAILY_SUMMARY_HOUR_UTC=-1) if minutes == 5 else \
+            from_env(ALERT_DAILY_SUMMARY_HOUR_UTC=-1, ALERT_UNREACHABLE_MINUTES=minutes)
+        out = [(m, a.kind) for m in range(8) for a in r.on_event(ErrorEvent(T0 + m * MIN + 913, "step", "timed out"))]
+        assert out == [(minutes, "exchange_unreachable")]

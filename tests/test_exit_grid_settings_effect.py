@@ -142,6 +142,7 @@ NOT_HEAVY = (("EMA_EXIT_HEAVY_POSITION_RATIO", "3.5"),)  # the averaged 3x posit
     ("EMA_EXIT_TRAILING_ACTIVATION_MARKUP", "0.035", ()),
     ("EMA_EXIT_TRAILING_MIN_PULLBACK", "0.015", ()),
     ("EMA_EXIT_TRAILING_TAKE_PROFIT_MARKUP", "0.02", ()),
+    ("HARD_STOP_LOSS_ATR_MULTIPLIER", "10", ()),  # ATR 0.4% x 10: the stop widens from 2% to its 3% cap
     # ATR 0.4% x 10 = 4% widens the 2% stop to its 3% cap; a 2.5% cap moves every stop
     ("HARD_STOP_LOSS_ATR_MAX_PCT", "0.025", (("HARD_STOP_LOSS_ATR_ENABLED", "true"),
                                              ("HARD_STOP_LOSS_ATR_MULTIPLIER", "10"))),

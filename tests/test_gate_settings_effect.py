@@ -104,8 +104,9 @@ def test_an_entry_gate_setting_changes_decisions_on_recorded_candles(key, value)
 
 
 def test_the_trigger_timeframe_changes_decisions_on_recorded_candles():
-    """EMA_TRIGGER_TIMEFRAME=15m: the trigger EMAs run on 15-minute candles aggregated from
-    the 5-minute ones (the pullback layer on 15m too, as a whole multiple must be)."""
+    """EMA_TRIGGER_TIMEFRAME=15m (or TIMEFRAME=15m): the trigger EMAs run on 15-minute candles
+    aggregated from the 5-minute ones (the pullback layer on 15m too, a whole multiple)."""
     base = (("EMA_PULLBACK_TIMEFRAME", "15m"),)
     five, fifteen = _signature(base=base), _signature("EMA_TRIGGER_TIMEFRAME", "15m", base)
     assert len(fifteen) > 500 and five != fifteen
+    assert _signature("TIMEFRAME", "15m", base) == fifteen  # the reference bot's key says the same

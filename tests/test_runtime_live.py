@@ -34,6 +34,30 @@ def test_coin_symbols_and_warmup():
     assert warmup_candles(s) == int(1440 * 1.5) + 100  # EMA120 on 1h = 1440 5m candles
     s = make_settings("")  # the gold overlay needs GOLD_MIN_CANDLES (80) 4h candles: 82 x 48 5m candles
     assert warmup_candles(s) == 82 * 48
+    assert warmup_candles(make_settings("GOLD_MIN_CANDLES=100")) == 102 * 48  # the live warm-up follows it
+
+
+async def test_poll_interval_sec_is_the_pause_between_polls(tmp_path):
+    async def pauses(text: str) -> list[float]:
+        feed = FileFeed.from_directory(DEMO_DATA, "5m", symbols=[XRP])
+        history = feed.history(XRP)
+        sim = SimulatedExchange([demo_market(XRP, history)], SimConfig(stops_reserve_closeable=False))
+        clock = {"now": history[1500].ts_ms + 300_000 + 2_713}
+        seen: list[float] = []
+
+        async def wait(seconds):
+            seen.append(seconds)
+            clock["now"] += int(seconds * 1000) + 17
+            await asyncio.sleep(0)
+
+        await run_live(make_settings("COINS=xrp\n" + text), bus=EventBus(), paper=True,
+                       parts=LiveParts(sim, feed, None, sim), db_path=tmp_path / f"{len(text)}.sqlite",
+                       clock_ms=lambda: clock["now"], max_steps=3, wait=wait, benchmark=None)
+        return seen
+
+    default = await pauses("")
+    assert default and set(default) == {make_settings("").glob.poll_interval_sec}
+    assert set(await pauses("POLL_INTERVAL_SEC=7\n")) == {7}
 
 
 async def test_paper_loop_warms_up_then_trades_and_protects(tmp_path):

@@ -7,6 +7,9 @@ from __future__ import annotations
 
 from decimal import Decimal as Dec
 
+import pytest
+
+from engine.exchange.errors import AuthError
 from engine.exchange.htx import HtxExchange
 from engine.exchange.sim import _SimPosition
 from engine.exchange.types import BookTop
@@ -16,7 +19,7 @@ from engine.runtime.live import htx_config
 from engine.runtime.replay import run_replay
 from engine.store.state import StateStore
 from settings_effect import settings
-from test_runtime_protection import A, B, C, D, T0, force_entries, new_sim
+from test_runtime_protection import A, B, C, D, T0, RefusesStops, force_entries, new_engine, new_sim, open_positions
 
 
 async def entered(monkeypatch, **env: object):
@@ -119,6 +122,75 @@ async def test_contract_hostnames_are_the_hosts_the_adapter_talks_to():
     try:
         assert default.hostname == "api.hbdm.com"
         assert mine.hostname == "api.example.org" and mine.config.hostnames[1] == "api2.example.org"
+    finally:
+        await default.close()
+        await mine.close()
+
+
+async def test_hard_stop_unprotected_close_after_sec_bounds_a_position_without_its_stop():
+    """The venue refuses A's stop: A is closed at market once it has been unprotected this long."""
+    async def still_open_after(seconds: float, **env: object) -> bool:
+        sim = new_sim()
+        open_positions(sim)
+        store = await StateStore.open(":memory:", inline=True)
+        engine = await new_engine(RefusesStops(sim, A), store, settings=settings(**env))
+        t = T0
+        while t < T0 + seconds * 1000:
+            sim.set_price(A, "99.9", t)
+            await engine.step(t, {}, new_candle=False)
+            t += 4_919
+        await store.close()
+        return A in {p.symbol for p in await sim.fetch_positions()}
+
+    assert await still_open_after(40)  # 60 s by default
+    assert not await still_open_after(40, HARD_STOP_UNPROTECTED_CLOSE_AFTER_SEC=20)
+    assert await still_open_after(90, HARD_STOP_UNPROTECTED_CLOSE_AFTER_SEC=120)
+    assert not await still_open_after(90)
+
+
+async def test_hard_stop_loss_min_emergency_pct_closes_a_position_whose_stop_is_refused():
+    """A 5% stop, A falls 3.5% under its entry: with its stop refused, A waits for the bounded time
+    under the 4% default, and is closed at once with a 3% emergency distance; with its stop
+    resting, the same 3% never closes it (the stop does its job)."""
+    wide = {"HARD_STOP_LOSS_PCT": 0.05, "HARD_STOP_LOSS_ATR_MAX_PCT": 0.05}
+
+    async def open_after_a_step(refuse: bool, **env: object) -> bool:
+        sim = new_sim()
+        open_positions(sim)
+        store = await StateStore.open(":memory:", inline=True)
+        engine = await new_engine(RefusesStops(sim, A if refuse else "NONE"), store, settings=settings(**wide, **env))
+        for k, price in enumerate(("99.5", "96.5", "96.5")):  # the stop is tried at 99.5, then the drop
+            t = T0 + 1_271 + k * 3_089
+            sim.set_price(A, price, t)
+            await engine.step(t, {}, new_candle=False)
+        await store.close()
+        return A in {p.symbol for p in await sim.fetch_positions()}
+
+    assert await open_after_a_step(refuse=True)
+    assert not await open_after_a_step(refuse=True, HARD_STOP_LOSS_MIN_EMERGENCY_PCT=0.03)
+    assert await open_after_a_step(refuse=False, HARD_STOP_LOSS_MIN_EMERGENCY_PCT=0.03)
+
+
+def test_the_second_accounts_keys_are_what_it_trades_with():
+    with pytest.raises(AuthError, match="HTX_API_KEY_2"):
+        htx_config(settings(COINS_2="xrp"), paper=False, account=2)
+    cfg = htx_config(settings(COINS_2="xrp", HTX_API_KEY_2="k2-abcdef123", HTX_API_SECRET_2="s2-abcdef456"),
+                     paper=False, account=2)
+    assert (cfg.api_key, cfg.secret) == ("k2-abcdef123", "s2-abcdef456")
+    first = htx_config(settings(HTX_API_KEY="k1-abcdef123", HTX_API_SECRET="s1-abcdef456",
+                                HTX_API_KEY_2="k2-abcdef123", HTX_API_SECRET_2="s2-abcdef456"), paper=False)
+    assert first.api_key == "k1-abcdef123"
+
+
+async def test_the_request_timeout_and_the_stop_trigger_type_reach_the_htx_adapter():
+    """TIMEOUT_MS bounds every HTX request of the ccxt client; STOP_TRIGGER_PRICE_TYPE is the
+    sl_trigger_price_type of every stop (sent as such: tests/test_htx_documented.py)."""
+    default = HtxExchange(htx_config(settings(), paper=True))
+    mine = HtxExchange(htx_config(settings(TIMEOUT_MS=2500, STOP_TRIGGER_PRICE_TYPE="mark"), paper=True))
+    try:
+        assert default.config.timeout_ms == default._ccxt.timeout != 2500
+        assert mine.config.timeout_ms == mine._ccxt.timeout == 2500
+        assert default.config.stop_trigger_price_type == "last" and mine.config.stop_trigger_price_type == "mark"
     finally:
         await default.close()
         await mine.close()

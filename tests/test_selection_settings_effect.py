@@ -118,3 +118,13 @@ def test_cooldown_minutes_after_close_keeps_a_loser_out_for_that_long():
         until = cooldown_until(closed, -1.5, p)
         chosen, why = select({}, [feats("LOSS")], EntryContext(now_ms=NOW, cooldown_until={"LOSS": until}))
         assert (why["LOSS"] == "cooldown") is blocked
+
+
+def test_max_unhealthy_positions_for_new_entries_pauses_entries_while_that_many_are_in_trouble():
+    ctx = EntryContext(now_ms=NOW, unhealthy_positions=2)
+    chosen, why = select({}, ranked(2), ctx)
+    limit = settings().side("long").max_unhealthy_positions_for_new_entries
+    assert (chosen == ()) is (limit < 2)
+    more, _ = select({"MAX_UNHEALTHY_POSITIONS_FOR_NEW_ENTRIES": 5}, ranked(2), ctx)
+    none, why = select({"MAX_UNHEALTHY_POSITIONS_FOR_NEW_ENTRIES": 1}, ranked(2), ctx)
+    assert more == ("G0", "G1") and none == () and why["G0"] == "unhealthy_positions"

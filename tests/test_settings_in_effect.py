@@ -25,7 +25,8 @@ NOT_READERS = ("engine/settings/groups/", "engine/settings/strategy_doc.py", "en
 #: settings whose type admits a single value (the behaviour is fixed; the key exists for the
 #: reference bot's .env): another value is refused, checked below
 FIXED = {"POST_ONLY_ENABLED": "false", "REDUCE_ONLY_ENABLED": "false", "QUOTE_CURRENCY": "BTC",
-         "ENABLE_RATE_LIMIT": "false", "DEFAULT_TYPE": "spot", "EXTERNAL_PRICE_PRIMARY_EXCHANGE": "binance"}
+         "ENABLE_RATE_LIMIT": "false", "DEFAULT_TYPE": "spot", "EXTERNAL_PRICE_PRIMARY_EXCHANGE": "binance",
+         "MARGIN_MODE": "isolated", "POSITION_MODE": "hedge"}
 
 STILL_PLANNED = frozenset((ROOT / "tests/fixtures/planned_settings.txt").read_text().split())
 

@@ -57,7 +57,6 @@ def test_defaults_are_consistent():
     ("BTC_STRONG_RSI=30", ["BTC_WEAK_RSI", "BTC_STRONG_RSI"], "weak RSI"),
     ("SIGNAL_BUDGET_MIN_MULTIPLIER=2", ["SIGNAL_BUDGET_MIN_MULTIPLIER"], "multiplier bounds"),
     ("MIN_LADDER_VOLATILITY_MULTIPLIER=3", ["MIN_LADDER_VOLATILITY_MULTIPLIER"], "multiplier bounds"),
-    ("HARD_STOP_LOSS_MIN_EMERGENCY_PCT=0.025", ["HARD_STOP_LOSS_ATR_MAX_PCT"], "emergency close"),
     ("EMA_EXIT_RUNNER_ACTIVATION_MARKUP=0.06", ["EMA_EXIT_RUNNER_ACTIVATION_MARKUP"], "activates before"),
     ("EMA_EXIT_TRAILING_TAKE_PROFIT_MARKUP=0.01", ["EMA_EXIT_TRAILING_ACTIVATION_MARKUP"], "activates before"),
     # averaging stages and derived lists

@@ -110,6 +110,14 @@ def _stages(p: Any) -> list[Violation]:
     return []
 
 
+def _base_timeframe(p: Any) -> list[Violation]:
+    if p.timeframe != p.ema_trigger_timeframe:
+        return [Violation(("timeframe", "ema_trigger_timeframe"),
+                          f"TIMEFRAME={p.timeframe} and EMA_TRIGGER_TIMEFRAME={p.ema_trigger_timeframe} differ: both "
+                          "name the base timeframe (set one of them)")]
+    return []
+
+
 def _time_exits(p: Any) -> list[Violation]:
     out = []
     if p.hard_time_exit_after_minutes > 0 and p.time_exit_after_minutes > p.hard_time_exit_after_minutes:
@@ -140,6 +148,7 @@ RULES: list[Rule] = [
     _ascending("ema_exit_medium_ladder_markups", strict=True),
     _ascending("ema_exit_heavy_ladder_markups", strict=True),
     _ascending("external_price_tightened_ladder_markups", strict=True),
+    _base_timeframe,
     # EMA map and windows: fast shorter than slow
     _ema_span("ema_macro_fast_minutes", "ema_macro_slow_minutes", "ema_macro_timeframe"),
     _ema_span("ema_pullback_fast_minutes", "ema_pullback_slow_minutes", "ema_pullback_timeframe"),
@@ -154,8 +163,6 @@ RULES: list[Rule] = [
              "one position's cap cannot exceed the total cap"),
     _ordered("hard_stop_loss_pct", "hard_stop_loss_atr_max_pct", False,
              "ATR widening is capped above the fixed stop distance"),
-    _ordered("hard_stop_loss_atr_max_pct", "hard_stop_loss_min_emergency_pct", False,
-             "the emergency close lies beyond the widest hard stop"),
     _ordered("ema_exit_medium_position_ratio", "ema_exit_heavy_position_ratio", True,
              "the heavy ladder starts above the medium one"),
     _ordered("ema_exit_trailing_min_pullback", "ema_exit_trailing_max_pullback", False,

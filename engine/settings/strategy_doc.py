@@ -693,8 +693,8 @@ for {{EXIT_COVERAGE_ALERT_MINUTES}} minutes is reported.
   placed is retried with backoff; after {{HARD_STOP_UNPROTECTED_CLOSE_AFTER_SEC}} seconds the
   position is closed reduce-only at market.
 - **Breached stop.** When a stop has to be placed or changed and the market is already through
-  its trigger, or {{HARD_STOP_LOSS_MIN_EMERGENCY_PCT}} against the entry, the position is closed
-  reduce-only at market instead.
+  its trigger, or (with no stop resting) {{HARD_STOP_LOSS_MIN_EMERGENCY_PCT}} against the entry, the
+  position is closed reduce-only at market instead.
 - **Caps.** The per-position, total-margin, quote-reserve and position-count limits of the
   sizing table bound every entry and add.
 - **Entry brakes.** Cooldowns after a close, the unhealthy-position limit, the per-signal and

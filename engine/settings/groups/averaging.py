@@ -78,7 +78,7 @@ class AveragingSettings(BaseModel):
     )
     max_buy_stages: int = setting(
         3,
-        "Maximum buy stages per position including the initial entry (averaging stages + 1).",
+        "Maximum buy stages per position including the initial entry: at most this minus 1 averaging adds.",
         group="averaging", unit="count", ge=1, le=3,
     )
     averaging_drawdown_steps: float_list(ge=0, le=1) = setting(

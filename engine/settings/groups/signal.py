@@ -12,7 +12,8 @@ class SignalSettings(BaseModel):
 
     timeframe: Timeframe = setting(
         '5m',
-        "Base candle timeframe for signals (follows the trigger timeframe); one of: 1m, 5m, 15m, 30m, 1h, 4h, 1d.",
+        "Base candle timeframe (the reference bot's key): the same as EMA_TRIGGER_TIMEFRAME, set either one; "
+        "one of: 1m, 5m, 15m, 30m, 1h, 4h, 1d.",
         group="signal",
     )
     rs_fast_window: int = setting(
