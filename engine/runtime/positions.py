@@ -21,7 +21,7 @@ from engine.exits import controlled_loss as cl
 from engine.exits import soft_defensive as sd
 from engine.exits.controlled_loss import realized_windows as realized_windows  # re-exported for the runner
 from engine.exits.hard_stop import (
-    breakeven_trigger, emergency_breached, stop_amount, stop_distance, stop_is_protective, stop_trigger,
+    breakeven_trigger, stop_amount, stop_distance, stop_is_protective, stop_trigger,
 )
 from engine.exits.ladder import (
     ExitOrder, ExitPlan, RunnerSpec, RunnerState, aggressive_close_price, breakeven_due, breakeven_epoch, exit_mode,
@@ -464,11 +464,8 @@ def stop_action(profile: str, p: ProfileSettings, pos: Position, meta: PositionM
         # one) and one of them is right: keep it, cancel an extra one (never a new order)
         extra = next(o for o in stops if o is not right[0])
         return Cancel(extra, "stop", "extra stop (one of the right size and trigger rests)")
-    # HARD_STOP_LOSS_MIN_EMERGENCY_PCT: a position with no stop resting that has moved this far
-    # against its entry is closed rather than given a stop (below the stop distance it is the
-    # tighter rule; beyond it the stop would be through the market anyway)
-    unprotected_loss = not is_covered(pos, stops, market) and emergency_breached(p, side, pos.entry_price, price)
-    if not stop_is_protective(side, trigger, price) or unprotected_loss:
+    # (HARD_STOP_LOSS_MIN_EMERGENCY_PCT acts in the protection pass, once a placement has failed)
+    if not stop_is_protective(side, trigger, price):
         meta.close_seq += 1  # a new intent each time: an unfilled close is retried, never shadowed
         intent = f"{meta.pos_id}:stop_breached:c{meta.close_seq}"
         return CloseMarket(pos.symbol, side, pos.contracts, client_order_id(profile, pos.symbol, "close", intent),

@@ -27,7 +27,7 @@ from engine.exchange.client_ids import client_order_id
 from engine.exchange.precision import D, notional
 from engine.exchange.types import Fill, Market, Order, Position
 from engine.market.candles import timeframe_minutes
-from engine.exits.hard_stop import stop_distance, stop_trigger
+from engine.exits.hard_stop import emergency_breached, stop_distance, stop_trigger
 from engine.risk import account_pnl as ap
 from engine.risk.averaging import AveragingInput, add_notional, averaging_checks
 from engine.risk.sizing import AccountView, effective_leverage, entry_budget, entry_ladder
@@ -303,13 +303,18 @@ class ProfileRunner:
             covered_before[symbol] = covered
             u = self.unprotected.get(symbol)
             if u is not None and not covered:
-                if now - u.since_ms >= limit_ms:
+                # the bounded time, or sooner: a placement failed and the price has moved
+                # HARD_STOP_LOSS_MIN_EMERGENCY_PCT against the entry (checked before any backoff)
+                moved = emergency_breached(self.p, pos.side, pos.entry_price, self._price(snap, symbol, pos))
+                if now - u.since_ms >= limit_ms or moved:
                     u.closing = True
                     actions.append(unprotected_close(self.side, pos, meta, exits, stops))
                     self._closing.add(symbol)
                     if not u.close_alerted:
                         u.close_alerted = True
-                        reason = (f"no confirmed stop for {(now - u.since_ms) / 1000:.0f} s "
+                        why = (f"{self.p.hard_stop_loss_min_emergency_pct:.1%} against its entry"
+                               if now - u.since_ms < limit_ms else f"for {(now - u.since_ms) / 1000:.0f} s")
+                        reason = (f"no confirmed stop, {why} "
                                   f"({u.attempts} attempt(s), last: {u.detail or 'not placed'}): "
                                   f"closing reduce-only at market")
                         log.error("%s %s: %s", self.side, symbol, reason)

@@ -65,7 +65,7 @@ LEFT_OUT: dict[str, str] = {
 MEANING_CHANGES: dict[str, str] = {
     "HARD_STOP_LOSS_MIN_EMERGENCY_PCT": (
         "meaning changed: in the reference a floor on the stop distance; in CROT the adverse move "
-        "(fraction of the entry price) at which a position whose stop cannot be placed is closed at market"),
+        "(fraction of the entry price) at which a position whose stop could not be placed is closed at market"),
 }
 
 

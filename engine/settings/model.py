@@ -38,20 +38,16 @@ class ProfileSettings(*SIDE_GROUPS):  # type: ignore[misc]
 
     model_config = _CONFIG
 
-    @model_validator(mode="before")
-    @classmethod
-    def _base_timeframe(cls, data: Any) -> Any:
-        """TIMEFRAME (the reference bot's key) and EMA_TRIGGER_TIMEFRAME name the same base
-        timeframe: the one given sets the other; both given must agree (a rule says so)."""
-        if isinstance(data, dict):
-            if "timeframe" in data and "ema_trigger_timeframe" not in data:
-                data = {**data, "ema_trigger_timeframe": data["timeframe"]}
-            elif "ema_trigger_timeframe" in data and "timeframe" not in data:
-                data = {**data, "timeframe": data["ema_trigger_timeframe"]}
-        return data
-
     @model_validator(mode="after")
     def _cross_field_rules(self) -> "ProfileSettings":
+        # TIMEFRAME (the reference bot's key) sets the base timeframe EMA_TRIGGER_TIMEFRAME when
+        # that is not given; EMA_TRIGGER_TIMEFRAME wins when both are (the editor, optimize trials
+        # and per-side keys change that one)
+        given = self.model_fields_set
+        if "timeframe" in given and "ema_trigger_timeframe" not in given:
+            self.__dict__["ema_trigger_timeframe"] = self.timeframe
+        elif "ema_trigger_timeframe" in given and "timeframe" not in given:
+            self.__dict__["timeframe"] = self.ema_trigger_timeframe
         _refuse(rules.check(self))
         return self
 

@@ -110,14 +110,6 @@ def _stages(p: Any) -> list[Violation]:
     return []
 
 
-def _base_timeframe(p: Any) -> list[Violation]:
-    if p.timeframe != p.ema_trigger_timeframe:
-        return [Violation(("timeframe", "ema_trigger_timeframe"),
-                          f"TIMEFRAME={p.timeframe} and EMA_TRIGGER_TIMEFRAME={p.ema_trigger_timeframe} differ: both "
-                          "name the base timeframe (set one of them)")]
-    return []
-
-
 def _time_exits(p: Any) -> list[Violation]:
     out = []
     if p.hard_time_exit_after_minutes > 0 and p.time_exit_after_minutes > p.hard_time_exit_after_minutes:
@@ -148,7 +140,6 @@ RULES: list[Rule] = [
     _ascending("ema_exit_medium_ladder_markups", strict=True),
     _ascending("ema_exit_heavy_ladder_markups", strict=True),
     _ascending("external_price_tightened_ladder_markups", strict=True),
-    _base_timeframe,
     # EMA map and windows: fast shorter than slow
     _ema_span("ema_macro_fast_minutes", "ema_macro_slow_minutes", "ema_macro_timeframe"),
     _ema_span("ema_pullback_fast_minutes", "ema_pullback_slow_minutes", "ema_pullback_timeframe"),

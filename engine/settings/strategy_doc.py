@@ -693,8 +693,9 @@ for {{EXIT_COVERAGE_ALERT_MINUTES}} minutes is reported.
   placed is retried with backoff; after {{HARD_STOP_UNPROTECTED_CLOSE_AFTER_SEC}} seconds the
   position is closed reduce-only at market.
 - **Breached stop.** When a stop has to be placed or changed and the market is already through
-  its trigger, or (with no stop resting) {{HARD_STOP_LOSS_MIN_EMERGENCY_PCT}} against the entry, the
-  position is closed reduce-only at market instead.
+  its trigger, the position is closed reduce-only at market instead. A position whose stop could
+  not be placed is closed so as soon as the price is {{HARD_STOP_LOSS_MIN_EMERGENCY_PCT}} against its
+  entry, without waiting for the bounded time.
 - **Caps.** The per-position, total-margin, quote-reserve and position-count limits of the
   sizing table bound every entry and add.
 - **Entry brakes.** Cooldowns after a close, the unhealthy-position limit, the per-signal and

@@ -240,9 +240,9 @@ class ExitsSettings(BaseModel):
     )
     hard_stop_loss_min_emergency_pct: float = setting(
         0.04,
-        "Adverse move from entry, as a fraction (0.04 = 4%), at which a position with no stop resting on the "
-        "exchange is closed at market (may be below the stop).",
-        group="exits", unit="fraction of price", ge=0, le=1,
+        "Adverse move from entry, as a fraction (0.04 = 4%), at which a position whose stop could not be "
+        "placed is closed at market before the bounded time.",
+        group="exits", unit="fraction of price", gt=0, le=1,
     )
     hard_stop_unprotected_close_after_sec: float = setting(
         60.0,

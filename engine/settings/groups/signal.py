@@ -12,7 +12,7 @@ class SignalSettings(BaseModel):
 
     timeframe: Timeframe = setting(
         '5m',
-        "Base candle timeframe (the reference bot's key): the same as EMA_TRIGGER_TIMEFRAME, set either one; "
+        "Base candle timeframe (the reference's key): sets EMA_TRIGGER_TIMEFRAME when that is not given; "
         "one of: 1m, 5m, 15m, 30m, 1h, 4h, 1d.",
         group="signal",
     )
