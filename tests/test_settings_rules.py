@@ -160,3 +160,14 @@ def test_risk_fractions_beyond_a_sane_bound_get_a_loud_warning_naming_key_and_pr
     [w] = warnings("SHORT_EMA_MAX_TOTAL_MARGIN_FRACTION=0.95\n")
     assert "SHORT_EMA_MAX_TOTAL_MARGIN_FRACTION=0.95" in w and "(short profile)" in w
     assert warnings("EMA_MAX_TOTAL_MARGIN_FRACTION=0.9\n") == []  # at the bound: fine
+
+
+def test_both_profiles_share_the_base_timeframe():
+    """One candle feed serves both profiles: a per-side trigger timeframe would start an engine
+    whose short side cannot read its candles; it is refused at load, naming the key and line."""
+    from settings_effect import settings
+
+    with pytest.raises(SettingsError, match="SHORT_EMA_TRIGGER_TIMEFRAME: the long and short profiles must share"):
+        settings(SHORT_EMA_TRIGGER_TIMEFRAME="15m", SHORT_EMA_PULLBACK_TIMEFRAME="15m")
+    both = settings(EMA_TRIGGER_TIMEFRAME="15m", EMA_PULLBACK_TIMEFRAME="15m")
+    assert both.side("long").ema_trigger_timeframe == both.side("short").ema_trigger_timeframe == "15m"

@@ -213,6 +213,16 @@ def settings_from_assignments(assignments: list[Assignment], path: str | None = 
                 if sig not in seen:  # the same rule broken by shared keys: say it once
                     seen.add(sig)
                     problems.append(p)
+    if not problems and profiles["long"].ema_trigger_timeframe != profiles["short"].ema_trigger_timeframe:
+        # one candle feed serves both profiles: its timeframe is the base of both
+        keys = [k for k in ("LONG_EMA_TRIGGER_TIMEFRAME", "SHORT_EMA_TRIGGER_TIMEFRAME", "LONG_TIMEFRAME",
+                            "SHORT_TIMEFRAME") if k in first]
+        a = first[keys[0]] if keys else None
+        problems.append(Problem(
+            f"the long and short profiles must share the base timeframe (EMA_TRIGGER_TIMEFRAME): long "
+            f"{profiles['long'].ema_trigger_timeframe}, short {profiles['short'].ema_trigger_timeframe}; "
+            "set it without a LONG_/SHORT_ prefix", keys[0] if keys else "EMA_TRIGGER_TIMEFRAME",
+            a.line_no if a is not None else None))
     if problems:
         raise SettingsError(problems, path)
     return Settings(glob, profiles, {k: a.value for k, a in first.items()})
