@@ -23,11 +23,17 @@ from test_runtime_protection import A, B, C, D, T0, RefusesStops, force_entries,
 
 
 async def entered(monkeypatch, **env: object):
-    """The engine after one new candle on which it proposes a long on C and a short on D."""
+    """The engine after one new candle on which it proposed a long on C and a short on D:
+    (simulator, engine, the step's time)."""
     sim = new_sim()
     engine = Engine(settings(**env), sim, await StateStore.open(":memory:", inline=True), EventBus(),
                     symbols=[A, B, C, D])
-    return sim, engine
+    await engine.start()
+    with monkeypatch.context() as m:
+        force_entries(m, engine)
+        t = T0 + 13_877
+        await engine.step(t, {}, new_candle=True)
+    return sim, engine, t
 
 
 async def entry_orders(sim, symbol: str | None = None) -> list:
@@ -36,12 +42,7 @@ async def entry_orders(sim, symbol: str | None = None) -> list:
 
 async def test_order_timeout_sec_is_how_long_an_unfilled_entry_ladder_rests(monkeypatch):
     async def resting_after(seconds: float, **env: object) -> int:
-        sim, engine = await entered(monkeypatch, **env)
-        await engine.start()
-        with monkeypatch.context() as m:
-            force_entries(m, engine)
-            t = T0 + 13_877
-            await engine.step(t, {}, new_candle=True)
+        sim, engine, t = await entered(monkeypatch, **env)
         assert len(await entry_orders(sim)) >= 2
         for k in range(1, 4):  # a few quotes between candles, no fill
             await engine.step(t + int(seconds * 1000 * k / 3) + 311 * k, {}, new_candle=False)
@@ -55,12 +56,7 @@ async def test_order_timeout_sec_is_how_long_an_unfilled_entry_ladder_rests(monk
 async def _after_a_partial_entry(monkeypatch, **env: object):
     """Only the top rung of C's long ladder fills (half the planned notional); the rest times
     out. Returns C's position size after the ladder has finished."""
-    sim, engine = await entered(monkeypatch, **env)
-    await engine.start()
-    with monkeypatch.context() as m:
-        force_entries(m, engine)
-        t = T0 + 13_877
-        await engine.step(t, {}, new_candle=True)
+    sim, engine, t = await entered(monkeypatch, **env)
     rungs = sorted(await entry_orders(sim, C), key=lambda o: -o.price)
     assert len(rungs) == 2 and rungs[0].amount == rungs[1].amount
     start = t - t % 300_000 + 300_000
@@ -86,10 +82,11 @@ async def test_tiny_entry_settings_decide_whether_a_partial_entry_is_closed(monk
 
 async def test_active_position_min_notional_for_slot_decides_what_takes_a_slot(monkeypatch):
     async def long_entries(**env: object) -> list:
-        sim, engine = await entered(monkeypatch, MAX_ACTIVE_POSITIONS=2, **env)
+        sim = new_sim()
         sim._positions[A] = _SimPosition(Dec(10), Dec(100))  # a 1000 USDT long
         sim._positions[B] = _SimPosition(Dec(1), Dec(50))  # a 50 USDT long (a remnant)
-        await engine.start()
+        engine = await new_engine(sim, await StateStore.open(":memory:", inline=True),
+                                  settings=settings(MAX_ACTIVE_POSITIONS=2, **env))
         force_entries(monkeypatch, engine)
         await engine.step(T0 + 21_013, {}, new_candle=True)
         await engine.store.close()

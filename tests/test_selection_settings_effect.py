@@ -4,31 +4,14 @@ change which symbols `select_entries` chooses or why it rejects them."""
 
 from __future__ import annotations
 
+import pytest
+
 from engine.strategy import EntryContext, SymbolFeatures, cooldown_until, evaluate, select_entries
 from settings_effect import settings
+from test_strategy_selection import BTC, MIN, TS, feats
 
-TS = 1_722_816_000_000  # 2024-08-05 00:00 UTC, a closed 5m candle
-NOW = TS + 300_000 + 4_321  # the cycle runs a few seconds after the close
-MIN = 60_000
-BTC = SymbolFeatures.neutral_benchmark(TS)
+NOW = TS + 300_000 + 4_321  # the cycle runs a few seconds after the candle's close
 CROWDED = {"ENTRY_CROWDED_MIN_SIGNALS": 4, "ENTRY_CROWDED_SIGNAL_FRACTION": 0.5}
-
-
-def feats(symbol: str, macro_fast: float = 104.0, **kw) -> SymbolFeatures:
-    """A clean long setup whose score grows with ``macro_fast``."""
-    base = dict(
-        symbol=symbol, ts_ms=TS, close=100.0,
-        macro_fast=macro_fast, macro_slow=100.0, macro_ts_ms=TS - 3_300_000,
-        pullback_fast=100.75, pullback_slow=100.25, pullback_gap=0.5 / 100.25,
-        pullback_cross="up", pullback_cross_age_min=30.0,
-        trigger_fast=100.75, trigger_slow=100.25,
-        chop=40.0, volume_ratio=1.5, volume_up_fraction=0.625, volume_down_fraction=0.25,
-        spike_ratio=1.25, spike_direction="up", va_low=99.0, va_high=101.0, va_poc=100.0,
-        ret30=0.00390625, ret60=0.0078125, rs30=0.00390625, rs60=0.0078125,
-        atr=0.5, atr_rate=0.005, volatility=0.002, daily_volatility=0.03, warm=True,
-    )
-    base.update(kw)
-    return SymbolFeatures(**base)
 
 
 def select(env: dict[str, object], fs: list[SymbolFeatures], ctx: EntryContext):
@@ -44,19 +27,15 @@ def crowded_market(**weak: float) -> list[SymbolFeatures]:
     return good + [feats(f"B{i}", chop=90.0) for i in range(4)]
 
 
-def test_crowded_min_rs60_abs_rejects_a_symbol_only_a_crowded_market_finds_weak():
-    fs = crowded_market(rs60=0.0025)
+@pytest.mark.parametrize(("key", "weak", "gate", "relaxed"), [
+    ("ENTRY_CROWDED_MIN_RS60_ABS", {"rs60": 0.0025}, "crowded_min_rs60", 0.002),
+    ("ENTRY_CROWDED_MIN_RS30_ABS", {"rs30": 0.0012}, "crowded_min_rs30", 0.001),
+])
+def test_a_crowded_minimum_rejects_a_symbol_only_a_crowded_market_finds_weak(key, weak, gate, relaxed):
+    fs = crowded_market(**weak)
     chosen, why = select(CROWDED, fs, EntryContext(now_ms=NOW))
-    assert why["WEAK"] == "crowded_min_rs60" and "WEAK" not in chosen
-    chosen, why = select({**CROWDED, "ENTRY_CROWDED_MIN_RS60_ABS": 0.002}, fs, EntryContext(now_ms=NOW))
-    assert why["WEAK"] is None and "WEAK" in chosen
-
-
-def test_crowded_min_rs30_abs_rejects_a_symbol_only_a_crowded_market_finds_weak():
-    fs = crowded_market(rs30=0.0012)
-    chosen, why = select(CROWDED, fs, EntryContext(now_ms=NOW))
-    assert why["WEAK"] == "crowded_min_rs30" and "WEAK" not in chosen
-    chosen, why = select({**CROWDED, "ENTRY_CROWDED_MIN_RS30_ABS": 0.001}, fs, EntryContext(now_ms=NOW))
+    assert why["WEAK"] == gate and "WEAK" not in chosen
+    chosen, why = select({**CROWDED, key: relaxed}, fs, EntryContext(now_ms=NOW))
     assert why["WEAK"] is None and "WEAK" in chosen
 
 
