@@ -18,10 +18,9 @@ import pytest
 from engine.exchange.types import Order, Position, closing_side
 from engine.runtime.actions import Cancel, PlaceExit, PlaceStop
 from engine.runtime.positions import MarketContext, plan_position
-from engine.settings.envfile import Assignment
-from engine.settings.loader import settings_from_assignments
 from engine.store.state import PositionMeta
 
+from settings_effect import settings
 from test_runtime_protection import A, T0, market
 
 M = market(A)  # contract size 1, amount step 1, tick 0.01
@@ -35,11 +34,6 @@ FLAT = [(0.1, "100.1"), (6, "100.15"), (13, "100.1"), (26, "100.05"), (49, "100.
         (260, "100.1"), (400, "100.1")]
 LOSING = [(0.1, "99.2"), (50, "98.6"), (97, "98.4"), (101, "98.2"), (109, "98.0"), (121, "97.9"), (150, "97.9"),
           (200, "97.8"), (400, "97.8")]
-
-
-def _settings(key: str | None = None, value: str | None = None, base: tuple[tuple[str, str], ...] = ()):
-    values = dict(base) | ({} if key is None else {key: value})
-    return settings_from_assignments([Assignment(k, v, i + 1) for i, (k, v) in enumerate(values.items())])
 
 
 def _mirror(price: str, side: str) -> Dec:
@@ -83,7 +77,7 @@ def _walk(p, side: str, path, contracts: str = "10", initial: str = "1000") -> l
 
 
 def _signature(key: str | None = None, value: str | None = None, base: tuple[tuple[str, str], ...] = ()) -> tuple:
-    s = _settings(key, value, base)
+    s = settings(**(dict(base) | ({} if key is None else {key: value})))
     out = []
     for side in ("long", "short"):
         p = s.side(side)

@@ -15,10 +15,9 @@ import pytest
 from engine.market.candles import Aggregator, candles_to_arrays, timeframe_ms
 from engine.market.feeds import FileFeed
 from engine.runtime.replay import DEMO_DATA
-from engine.settings.envfile import Assignment
-from engine.settings.loader import settings_from_assignments
 from engine.strategy import evaluate
 from engine.strategy.features import features_at, features_from_history
+from settings_effect import settings
 
 SYMBOLS = ["ETH/USDT:USDT", "SOL/USDT:USDT", "AVAX/USDT:USDT"]
 BTC = "BTC/USDT:USDT"
@@ -38,13 +37,8 @@ def _history(timeframe: str = "5m"):
     return out
 
 
-def _settings(key: str | None = None, value: str | None = None, base: tuple[tuple[str, str], ...] = ()):
-    values = dict(base) | ({} if key is None else {key: value})
-    return settings_from_assignments([Assignment(k, v, i + 1) for i, (k, v) in enumerate(values.items())])
-
-
 def _signature(key: str | None = None, value: str | None = None, base: tuple[tuple[str, str], ...] = ()) -> tuple:
-    s = _settings(key, value, base)
+    s = settings(**(dict(base) | ({} if key is None else {key: value})))
     out = []
     for side in ("long", "short"):
         p = s.side(side)

@@ -124,25 +124,29 @@ async def test_contract_hostnames_are_the_hosts_the_adapter_talks_to():
         await mine.close()
 
 
+async def a_still_open(steps: list[tuple[int, str]], refused: str = A, **env: object) -> bool:
+    """The long A of `open_positions` through engine steps at (time, price), the venue refusing
+    the stops of `refused`: whether A is still open at the end."""
+    sim = new_sim()
+    open_positions(sim)
+    store = await StateStore.open(":memory:", inline=True)
+    engine = await new_engine(RefusesStops(sim, refused), store, settings=settings(**env))
+    for t, price in steps:
+        sim.set_price(A, price, t)
+        await engine.step(t, {}, new_candle=False)
+    await store.close()
+    return A in {p.symbol for p in await sim.fetch_positions()}
+
+
 async def test_hard_stop_unprotected_close_after_sec_bounds_a_position_without_its_stop():
     """The venue refuses A's stop: A is closed at market once it has been unprotected this long."""
-    async def still_open_after(seconds: float, **env: object) -> bool:
-        sim = new_sim()
-        open_positions(sim)
-        store = await StateStore.open(":memory:", inline=True)
-        engine = await new_engine(RefusesStops(sim, A), store, settings=settings(**env))
-        t = T0
-        while t < T0 + seconds * 1000:
-            sim.set_price(A, "99.9", t)
-            await engine.step(t, {}, new_candle=False)
-            t += 4_919
-        await store.close()
-        return A in {p.symbol for p in await sim.fetch_positions()}
+    def polls(seconds: float) -> list[tuple[int, str]]:
+        return [(t, "99.9") for t in range(T0, T0 + int(seconds * 1000), 4_919)]
 
-    assert await still_open_after(40)  # 60 s by default
-    assert not await still_open_after(40, HARD_STOP_UNPROTECTED_CLOSE_AFTER_SEC=20)
-    assert await still_open_after(90, HARD_STOP_UNPROTECTED_CLOSE_AFTER_SEC=120)
-    assert not await still_open_after(90)
+    assert await a_still_open(polls(40))  # 60 s by default
+    assert not await a_still_open(polls(40), HARD_STOP_UNPROTECTED_CLOSE_AFTER_SEC=20)
+    assert await a_still_open(polls(90), HARD_STOP_UNPROTECTED_CLOSE_AFTER_SEC=120)
+    assert not await a_still_open(polls(90))
 
 
 async def test_hard_stop_loss_min_emergency_pct_closes_a_position_whose_stop_is_refused():
@@ -150,22 +154,11 @@ async def test_hard_stop_loss_min_emergency_pct_closes_a_position_whose_stop_is_
     under the 4% default, and is closed at once with a 3% emergency distance; with its stop
     resting, the same 3% never closes it (the stop does its job)."""
     wide = {"HARD_STOP_LOSS_PCT": 0.05, "HARD_STOP_LOSS_ATR_MAX_PCT": 0.05}
-
-    async def open_after_a_step(refuse: bool, **env: object) -> bool:
-        sim = new_sim()
-        open_positions(sim)
-        store = await StateStore.open(":memory:", inline=True)
-        engine = await new_engine(RefusesStops(sim, A if refuse else "NONE"), store, settings=settings(**wide, **env))
-        for k, price in enumerate(("99.5", "96.5", "96.5")):  # the stop is tried at 99.5, then the drop
-            t = T0 + 1_271 + k * 3_089
-            sim.set_price(A, price, t)
-            await engine.step(t, {}, new_candle=False)
-        await store.close()
-        return A in {p.symbol for p in await sim.fetch_positions()}
-
-    assert await open_after_a_step(refuse=True)
-    assert not await open_after_a_step(refuse=True, HARD_STOP_LOSS_MIN_EMERGENCY_PCT=0.03)
-    assert await open_after_a_step(refuse=False, HARD_STOP_LOSS_MIN_EMERGENCY_PCT=0.03)
+    # the stop is tried at 99.5, then the drop
+    drop = [(T0 + 1_271 + k * 3_089, price) for k, price in enumerate(("99.5", "96.5", "96.5"))]
+    assert await a_still_open(drop, **wide)
+    assert not await a_still_open(drop, **wide, HARD_STOP_LOSS_MIN_EMERGENCY_PCT=0.03)
+    assert await a_still_open(drop, refused="NONE", **wide, HARD_STOP_LOSS_MIN_EMERGENCY_PCT=0.03)
 
 
 def test_the_second_accounts_keys_are_what_it_trades_with():

@@ -11,15 +11,14 @@ import pytest
 
 from engine.runtime.engine import Engine
 from engine.runtime.events import EventBus
-from engine.settings.envfile import Assignment
-from engine.settings.loader import settings_from_assignments
 from engine.store.state import StateStore
 
+from settings_effect import settings
 from test_runtime_protection import A, B, C, D, T0, force_entries, new_sim
 
 
 async def _entries(monkeypatch, values: dict[str, str]) -> tuple:
-    s = settings_from_assignments([Assignment(k, v, i + 1) for i, (k, v) in enumerate(values.items())])
+    s = settings(**values)
     sim = new_sim()
     engine = Engine(s, sim, await StateStore.open(":memory:", inline=True), EventBus(), symbols=[A, B, C, D])
     await engine.start()
